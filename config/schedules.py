@@ -1,0 +1,44 @@
+"""Every django-q2 schedule of the platform, declared once. `manage.py setup_schedules` applies
+this list idempotently: schedules are matched by name, created or updated, and our own
+schedules that are no longer listed are removed."""
+from __future__ import annotations
+
+from django.db import transaction
+from django_q.models import Schedule
+
+PREFIX = "encaisse:"
+
+SCHEDULES: list[dict] = [
+    {"name": "dispatch-events", "func": "notifications.tasks.dispatch_events",
+     "schedule_type": Schedule.MINUTES, "minutes": 1},
+    {"name": "expire-payment-requests", "func": "collections_app.tasks.expire_payment_requests",
+     "schedule_type": Schedule.MINUTES, "minutes": 15},
+    {"name": "purge-idempotency-keys", "func": "collections_app.tasks.purge_idempotency_keys",
+     "schedule_type": Schedule.HOURLY},
+]
+
+
+@transaction.atomic
+def setup_schedules() -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {"created": [], "updated": [], "removed": [], "unchanged": []}
+    wanted = {PREFIX + item["name"]: item for item in SCHEDULES}
+    for name, item in wanted.items():
+        fields = {k: v for k, v in item.items() if k != "name"}
+        fields.setdefault("repeats", -1)
+        existing = Schedule.objects.select_for_update().filter(name=name).first()
+        if existing is None:
+            Schedule.objects.create(name=name, **fields)
+            result["created"].append(name)
+            continue
+        changed = [k for k, v in fields.items() if getattr(existing, k) != v]
+        if changed:
+            for k in changed:
+                setattr(existing, k, fields[k])
+            existing.save()
+            result["updated"].append(name)
+        else:
+            result["unchanged"].append(name)
+    stale = Schedule.objects.filter(name__startswith=PREFIX).exclude(name__in=list(wanted))
+    result["removed"] = list(stale.values_list("name", flat=True))
+    stale.delete()
+    return result

@@ -1,0 +1,108 @@
+"""The event catalog: every event type the platform emits, with its payload fields.
+
+Events are typed payloads: consumers (notification rules, webhooks, files, the API feed)
+only ever see these fields, never domain models. docs/events.md is the human version of
+this module; tests check that the two agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    description: str
+    fields: tuple[str, ...] = field(default_factory=tuple)
+
+
+_COMMON_CUSTOMER = ("customer_id", "customer_external_ref", "customer_name", "customer_email",
+                    "customer_phone", "customer_locale", "customer_tags")
+_MONEY = ("amount", "currency")
+
+CATALOG: dict[str, EventType] = {}
+
+
+def register(name: str, description: str, fields: tuple[str, ...] = ()) -> EventType:
+    event_type = EventType(name=name, description=description, fields=fields)
+    CATALOG[name] = event_type
+    return event_type
+
+
+# customers
+register("customer.created", "A customer (debtor) was created.", _COMMON_CUSTOMER)
+register("customer.updated", "A customer's details changed.", _COMMON_CUSTOMER + ("changed_fields",))
+register("customer.credit_balance_changed", "The customer's credit balance changed.",
+         _COMMON_CUSTOMER + ("credit_balance", "currency", "delta", "reason"))
+
+# invoices
+_INVOICE = ("invoice_id", "invoice_external_ref", "status", "previous_status", "amount_total",
+            "amount_paid", "amount_due", "currency", "issue_date", "due_date") + _COMMON_CUSTOMER
+register("invoice.created", "An invoice (or debt) was created.", _INVOICE)
+register("invoice.updated", "An invoice's amounts or dates changed.", _INVOICE + ("changed_fields",))
+register("invoice.partially_paid", "Part of the invoice was paid.", _INVOICE)
+register("invoice.paid", "The invoice is fully paid.", _INVOICE)
+register("invoice.reopened", "A reversed allocation re-opened a paid invoice.", _INVOICE)
+register("invoice.cancelled", "The invoice was cancelled.", _INVOICE)
+register("invoice.written_off", "The remaining balance was written off.", _INVOICE + ("written_off_amount",))
+
+# payment requests
+_REQUEST = ("payment_request_id", "reference", "short_reference", "pay_url", "status", "previous_status",
+            "amount", "amount_paid", "amount_due", "currency", "allowed_methods", "expires_at",
+            "invoice_ids", "invoice_external_refs") + _COMMON_CUSTOMER
+register("payment_request.created", "A payment request and its pay link were created.", _REQUEST)
+register("payment_request.partially_paid", "Part of the payment request was paid.", _REQUEST)
+register("payment_request.paid", "The payment request is settled in full.", _REQUEST)
+register("payment_request.reopened", "A reversed payment re-opened a settled request.", _REQUEST)
+register("payment_request.cancelled", "The payment request was cancelled.", _REQUEST)
+register("payment_request.expired", "The pay link expired before being settled.", _REQUEST)
+
+# payments
+_PAYMENT = ("payment_id", "method", "status", "previous_status", "amount", "currency",
+            "payment_request_id", "payment_request_reference", "invoice_ids", "installment_id",
+            "attempt", "gateway_reference", "end_to_end_id", "reason_code", "reason_message",
+            "will_retry") + _COMMON_CUSTOMER
+register("payment.created", "A payment was initiated.", _PAYMENT)
+register("payment.processing", "A payment was submitted to the bank or gateway.", _PAYMENT)
+register("payment.succeeded", "A payment succeeded and was allocated.", _PAYMENT + ("allocations",))
+register("payment.failed", "A payment failed; reason_code tells why, will_retry whether a retry follows.",
+         _PAYMENT)
+register("payment.cancelled", "A pending payment was cancelled.", _PAYMENT)
+register("payment.reversed", "A succeeded payment was reversed (direct-debit return, chargeback).",
+         _PAYMENT)
+
+# refunds
+_REFUND = ("refund_id", "payment_id", "status", "previous_status", "amount", "currency", "reason",
+           "method") + _COMMON_CUSTOMER
+register("refund.initiated", "A refund was initiated.", _REFUND)
+register("refund.succeeded", "A refund was paid out.", _REFUND)
+register("refund.failed", "A refund failed.", _REFUND)
+
+# mandates and cards
+_MANDATE = ("mandate_id", "reference", "status", "previous_status", "iban_last4", "bic",
+            "holder_name", "signed_at", "creditor_identifier") + _COMMON_CUSTOMER
+register("mandate.created", "A SEPA direct-debit mandate was signed.", _MANDATE)
+register("mandate.cancelled", "A mandate was cancelled.", _MANDATE + ("cancelled_by",))
+register("mandate.expired", "A mandate expired (unused for 36 months).", _MANDATE)
+register("mandate.amended", "A mandate's bank details changed.", _MANDATE + ("previous_iban_last4",))
+_CARD = ("saved_card_id", "brand", "last4", "exp_month", "exp_year", "status") + _COMMON_CUSTOMER
+register("card.saved", "A card was saved for later payments.", _CARD)
+register("card.removed", "A saved card was removed.", _CARD)
+register("card.expiring", "A saved card used by an active plan expires soon.", _CARD + ("days_left",))
+
+# instalment plans
+_PLAN = ("instalment_plan_id", "status", "previous_status", "method", "total_amount", "currency",
+         "installment_count", "schedule", "payment_request_id") + _COMMON_CUSTOMER
+register("instalment_plan.created", "An instalment plan was set up.", _PLAN)
+register("instalment_plan.completed", "Every instalment of the plan is paid.", _PLAN)
+register("instalment_plan.suspended", "The plan was suspended (e.g. after failed retries).", _PLAN + ("reason",))
+register("instalment_plan.resumed", "A suspended plan was resumed.", _PLAN)
+register("instalment_plan.cancelled", "The plan was cancelled.", _PLAN)
+_INSTALLMENT = ("installment_id", "instalment_plan_id", "sequence", "due_date", "status",
+                "previous_status", "amount", "currency", "payment_id") + _COMMON_CUSTOMER
+register("installment.paid", "An instalment was paid.", _INSTALLMENT)
+register("installment.failed", "An instalment's collection failed.", _INSTALLMENT + ("reason_code",))
+
+
+def is_known(name: str) -> bool:
+    return name in CATALOG
