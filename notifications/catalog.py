@@ -106,3 +106,40 @@ register("installment.failed", "An instalment's collection failed.", _INSTALLMEN
 
 def is_known(name: str) -> bool:
     return name in CATALOG
+
+
+def render_markdown() -> str:
+    """docs/events.md, generated from this catalog (`manage.py events_doc`); a test keeps them equal."""
+    lines = [
+        "# Event catalog",
+        "",
+        "Every change of state writes one event into the outbox (`notifications.Event`) in the same",
+        "transaction as the change. Consumers (notification rules, webhooks, JSON files, the API feed",
+        "`GET /api/v1/events/`) receive the event as:",
+        "",
+        "```json",
+        '{"id": 1234, "uuid": "…", "type": "payment.succeeded", "occurred_at": "2026-11-23T09:15:02Z",',
+        ' "creditor_id": 1, "payload": {"payment_id": 42, "amount": "120.50", "currency": "EUR", "…": "…"}}',
+        "```",
+        "",
+        "Amounts are decimal strings with their `currency`; dates are ISO 8601; times are UTC.",
+        "`previous_status` is the status before the change (null on creation). Customer fields",
+        "(`customer_id`, `customer_external_ref`, `customer_name`, `customer_email`, `customer_phone`,",
+        "`customer_locale`, `customer_tags`) are present on every event about a customer's document.",
+        "",
+        "This file is generated from `notifications/catalog.py` by `python manage.py events_doc`.",
+        "",
+    ]
+    groups: dict[str, list[EventType]] = {}
+    for event_type in CATALOG.values():
+        groups.setdefault(event_type.name.split(".")[0], []).append(event_type)
+    for group, types in groups.items():
+        lines += [f"## {group}", "", "| event | when | payload fields |", "|---|---|---|"]
+        for t in types:
+            fields = ", ".join(f"`{f}`" for f in t.fields if f not in _COMMON_CUSTOMER)
+            has_customer = any(f in _COMMON_CUSTOMER for f in t.fields)
+            if has_customer:
+                fields += (", " if fields else "") + "customer fields"
+            lines.append(f"| `{t.name}` | {t.description} | {fields} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -2,9 +2,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from collections_app import demo as collections_demo
+import importlib
+import importlib.util
+
 from config.roles import ROLES, roles_sync
 from notifications.management.base import JsonCommand
+
+
+DEMO_APPS = ("notifications", "collections_app", "reconciliation", "connectors")
 
 
 def _seed_staff() -> list[str]:
@@ -29,10 +34,14 @@ class Command(JsonCommand):
     @transaction.atomic
     def run(self, **options):
         roles_sync()
-        result = {"staff_created": _seed_staff(), "collections": collections_demo.seed()}
-        summary = (
-            "Demo data ready: "
-            + ", ".join(f"{k}={v}" for k, v in result["collections"].items())
-            + "\nDemo staff logins (password = username): demo-finance, demo-operator, demo-auditor"
-        )
+        result = {"staff_created": _seed_staff()}
+        lines = []
+        # Each app seeds its own demo data, bottom layer first (a later app may use an earlier one's).
+        for app in DEMO_APPS:
+            if importlib.util.find_spec(f"{app}.demo") is None:
+                continue
+            result[app] = importlib.import_module(f"{app}.demo").seed()
+            lines.append(f"{app}: " + ", ".join(f"{k}={v}" for k, v in result[app].items()))
+        summary = ("Demo data ready.\n" + "\n".join(lines)
+                   + "\nDemo staff logins (password = username): demo-finance, demo-operator, demo-auditor")
         return summary, result

@@ -1,0 +1,7 @@
+"""Benchmark settings: production-like (DEBUG off, real PostgreSQL from DATABASE_URL)."""
+from config.settings.base import *  # noqa: F401,F403
+
+DEBUG = False
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"handlers": [], "level": "ERROR"}}
