@@ -1,0 +1,108 @@
+"""SMS sending behind a small backend interface, chosen by the SMS_BACKEND setting.
+
+- "console" (default): prints the message (development);
+- "file": appends JSON lines to var/sms-outbox.jsonl (demo, tests);
+- "http": the generic HTTP provider: POSTs JSON {"to", "from", "text"} to SMS_HTTP_URL with
+  HTTP basic auth SMS_HTTP_USERNAME / SMS_HTTP_PASSWORD, and reads {"id": ...} back.
+  Most SMS gateways (and self-hosted ones) accept this shape or sit behind one that does.
+
+GSM-7 vs UCS-2 segment counting lives here too, so templates can show it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import uuid
+from dataclasses import dataclass
+
+import httpx
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+GSM7_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENDED = set("^{}\\[~]|€\f")
+
+
+class SmsError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class SmsInfo:
+    encoding: str  # "GSM-7" or "UCS-2"
+    characters: int  # in encoding units (GSM-7 extended characters count twice)
+    segments: int
+
+
+def sms_info(text: str) -> SmsInfo:
+    if all(ch in GSM7_BASIC or ch in GSM7_EXTENDED for ch in text):
+        units = sum(2 if ch in GSM7_EXTENDED else 1 for ch in text)
+        segments = 1 if units <= 160 else -(-units // 153)
+        return SmsInfo("GSM-7", units, segments)
+    units = sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+    segments = 1 if units <= 70 else -(-units // 67)
+    return SmsInfo("UCS-2", units, segments)
+
+
+@dataclass(frozen=True)
+class SmsResult:
+    provider_id: str
+    status_code: int | None = None
+
+
+class ConsoleBackend:
+    def send(self, *, to: str, text: str, sender: str) -> SmsResult:
+        sys.stdout.write(f"[SMS from {sender} to {to}] {text}\n")
+        return SmsResult(provider_id=f"console-{uuid.uuid4()}")
+
+
+class FileBackend:
+    def send(self, *, to: str, text: str, sender: str) -> SmsResult:
+        path = settings.DATA_DIR / "sms-outbox.jsonl"
+        provider_id = f"file-{uuid.uuid4()}"
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"id": provider_id, "to": to, "from": sender, "text": text}) + "\n")
+        return SmsResult(provider_id=provider_id)
+
+
+class HttpBackend:
+    timeout = 10.0
+
+    def send(self, *, to: str, text: str, sender: str) -> SmsResult:
+        if not settings.SMS_HTTP_URL:
+            raise SmsError("SMS_HTTP_URL is not set")
+        auth = (settings.SMS_HTTP_USERNAME, settings.SMS_HTTP_PASSWORD) if settings.SMS_HTTP_USERNAME else None
+        try:
+            response = httpx.post(settings.SMS_HTTP_URL, json={"to": to, "from": sender, "text": text},
+                                  auth=auth, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise SmsError(f"SMS provider unreachable: {exc}") from exc
+        if response.status_code >= 300:
+            raise SmsError(f"SMS provider answered {response.status_code}: {response.text[:200]}")
+        try:
+            provider_id = str(response.json().get("id", ""))
+        except ValueError:
+            provider_id = ""
+        return SmsResult(provider_id=provider_id, status_code=response.status_code)
+
+
+BACKENDS = {"console": ConsoleBackend, "file": FileBackend, "http": HttpBackend}
+
+
+def get_backend():
+    name = settings.SMS_BACKEND or "console"
+    try:
+        return BACKENDS[name]()
+    except KeyError as exc:
+        raise SmsError(f"unknown SMS_BACKEND {name!r}") from exc
+
+
+def send_sms(*, to: str, text: str, sender: str | None = None) -> SmsResult:
+    if not to:
+        raise SmsError("no phone number")
+    return get_backend().send(to=to, text=text, sender=sender or settings.SMS_SENDER)
