@@ -11,6 +11,9 @@ PREFIX = "encaisse:"
 SCHEDULES: list[dict] = [
     {"name": "dispatch-events", "func": "notifications.tasks.dispatch_events",
      "schedule_type": Schedule.MINUTES, "minutes": 1},
+    # issue 7: notifications and webhooks (also enqueued right after each dispatch that wrote deliveries)
+    {"name": "send-deliveries", "func": "notifications.tasks.send_deliveries",
+     "schedule_type": Schedule.MINUTES, "minutes": 1},
     {"name": "expire-payment-requests", "func": "collections_app.tasks.expire_payment_requests",
      "schedule_type": Schedule.MINUTES, "minutes": 15},
     {"name": "purge-idempotency-keys", "func": "collections_app.tasks.purge_idempotency_keys",

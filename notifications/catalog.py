@@ -103,6 +103,19 @@ _INSTALLMENT = ("installment_id", "instalment_plan_id", "sequence", "due_date", 
 register("installment.paid", "An instalment was paid.", _INSTALLMENT)
 register("installment.failed", "An instalment's collection failed.", _INSTALLMENT + ("reason_code",))
 
+# notifications and webhooks (issue 7)
+_ENDPOINT = ("webhook_endpoint_id", "name", "url", "status", "previous_status", "reason")
+register("webhook_endpoint.disabled",
+         "A webhook endpoint was disabled (HTTP 410, too many failures in a row, or by hand).", _ENDPOINT)
+register("webhook_endpoint.enabled", "A disabled webhook endpoint was enabled again.", _ENDPOINT)
+register("webhook_endpoint.secret_rotated",
+         "A webhook endpoint got a new signing secret; the previous one still signs until previous_valid_until.",
+         ("webhook_endpoint_id", "name", "url", "previous_valid_until"))
+register("delivery.dead_lettered",
+         "A notification failed for good after its last attempt (or could not be sent at all).",
+         ("delivery_id", "rule_id", "rule_name", "event_id", "event_type", "channel", "recipient", "attempts",
+          "error"))
+
 
 def is_known(name: str) -> bool:
     return name in CATALOG

@@ -61,3 +61,182 @@ def event_emit(
         EventSubject.objects.bulk_create(rows)
     schedule_dispatch_on_commit()
     return event
+
+
+# --- notifications and webhooks (issue 7) -------------------------------------------------
+# Webhook endpoints, replays and test sends. Errors are Django ValidationErrors with field
+# names: the admin shows them on the form, the API answers them as validation_error.
+
+import datetime as dt  # noqa: E402
+
+from django.core.exceptions import ValidationError  # noqa: E402
+from django.db import transaction  # noqa: E402
+
+from notifications.models import Delivery, NotificationTemplate, WebhookEndpoint  # noqa: E402
+
+ROTATION_OVERLAP = dt.timedelta(hours=24)
+
+
+def _endpoint_payload(endpoint: WebhookEndpoint, previous_status: str | None, reason: str = "") -> dict[str, Any]:
+    return {"webhook_endpoint_id": endpoint.pk, "name": endpoint.name, "url": endpoint.url,
+            "status": endpoint.status, "previous_status": previous_status, "reason": reason}
+
+
+def endpoint_url_validate(url: str) -> None:
+    from notifications.ssrf import UnsafeUrl, url_check
+
+    try:
+        url_check(url)
+    except UnsafeUrl as exc:
+        raise ValidationError({"url": str(exc)}) from exc
+
+
+@transaction.atomic
+def endpoint_create(*, name: str, url: str, creditor_id: int | None = None, description: str = "",
+                    disable_after_failures: int = 100) -> WebhookEndpoint:
+    """A new endpoint with a fresh `whsec_` secret (read it from the returned row, show it once)."""
+    from notifications.signing import secret_generate
+
+    endpoint_url_validate(url)
+    return WebhookEndpoint.objects.create(name=name, url=url, creditor_id=creditor_id, description=description,
+                                          disable_after_failures=disable_after_failures, secret=secret_generate())
+
+
+@transaction.atomic
+def endpoint_update(*, endpoint: WebhookEndpoint, **fields: Any) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    allowed = {"name", "url", "description", "creditor_id", "disable_after_failures"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValidationError({f: "cannot be changed here" for f in unknown})
+    if "url" in fields and fields["url"] != endpoint.url:
+        endpoint_url_validate(fields["url"])
+    for key, value in fields.items():
+        setattr(endpoint, key, value)
+    endpoint.save()
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_rotate_secret(*, endpoint: WebhookEndpoint, overlap: dt.timedelta = ROTATION_OVERLAP,
+                           now: dt.datetime | None = None) -> WebhookEndpoint:
+    """New secret; the current one keeps signing (both signatures sent) until now + overlap."""
+    from notifications.signing import secret_generate
+
+    now = now or timezone.now()
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    endpoint.previous_secret, endpoint.previous_secret_expires_at = endpoint.secret, now + overlap
+    endpoint.secret = secret_generate()
+    endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+    event_emit(type="webhook_endpoint.secret_rotated", creditor_id=endpoint.creditor_id,
+               payload={"webhook_endpoint_id": endpoint.pk, "name": endpoint.name, "url": endpoint.url,
+                        "previous_valid_until": endpoint.previous_secret_expires_at})
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    if endpoint.status == WebhookEndpoint.Status.DISABLED:
+        return endpoint
+    previous = endpoint.status
+    endpoint.status, endpoint.disabled_reason, endpoint.disabled_at = (WebhookEndpoint.Status.DISABLED,
+                                                                       reason[:300], timezone.now())
+    endpoint.save(update_fields=["status", "disabled_reason", "disabled_at", "updated_at"])
+    event_emit(type="webhook_endpoint.disabled", creditor_id=endpoint.creditor_id,
+               payload=_endpoint_payload(endpoint, previous, reason))
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_enable(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    if endpoint.status == WebhookEndpoint.Status.ACTIVE:
+        return endpoint
+    previous = endpoint.status
+    endpoint.status, endpoint.disabled_reason, endpoint.disabled_at = WebhookEndpoint.Status.ACTIVE, "", None
+    endpoint.consecutive_failures = 0
+    endpoint.save(update_fields=["status", "disabled_reason", "disabled_at", "consecutive_failures", "updated_at"])
+    event_emit(type="webhook_endpoint.enabled", creditor_id=endpoint.creditor_id,
+               payload=_endpoint_payload(endpoint, previous))
+    return endpoint
+
+
+def endpoint_ping(*, endpoint: WebhookEndpoint) -> Delivery:
+    """Send a signed `webhook.ping` at once (even to a disabled endpoint) and return its delivery."""
+    import json
+
+    from notifications.sender import delivery_send_now
+
+    now = timezone.now()
+    body = json.dumps({"type": "webhook.ping", "occurred_at": now.isoformat().replace("+00:00", "Z"),
+                       "payload": {"webhook_endpoint_id": endpoint.pk, "name": endpoint.name}},
+                      separators=(",", ":"))
+    delivery = Delivery.objects.create(channel="webhook", recipient=endpoint.url, webhook_endpoint=endpoint,
+                                       creditor_id=endpoint.creditor_id, is_test=True, body_json=body,
+                                       next_attempt_at=now)
+    return delivery_send_now(delivery)
+
+
+REPLAYABLE = (Delivery.Status.SENT, Delivery.Status.DEAD, Delivery.Status.SKIPPED)
+
+
+@transaction.atomic
+def delivery_replay(*, delivery: Delivery) -> Delivery:
+    """Send a delivery again, with the same content and (for webhooks) the same webhook-id."""
+    from notifications.rules import schedule_send_on_commit
+
+    delivery = Delivery.objects.select_for_update().get(pk=delivery.pk)
+    if delivery.status not in REPLAYABLE:
+        raise ValidationError({"status": f"a {delivery.status} delivery cannot be replayed"})
+    if not delivery.recipient:
+        raise ValidationError({"recipient": "this delivery has no recipient to send to"})
+    if delivery.status == Delivery.Status.SKIPPED and not (delivery.body_json or delivery.body_text):
+        raise ValidationError({"status": "this delivery was never rendered; it cannot be replayed"})
+    delivery.status, delivery.next_attempt_at, delivery.dead_at = Delivery.Status.PENDING, timezone.now(), None
+    delivery.attempt_base = delivery.attempts
+    delivery.save(update_fields=["status", "next_attempt_at", "dead_at", "attempt_base", "updated_at"])
+    schedule_send_on_commit()
+    return delivery
+
+
+def delivery_dead_lettered_emit(*, delivery: Delivery) -> None:
+    """Tell the team (through rules on delivery.dead_lettered) that a notification failed for good."""
+    event_type = delivery.event.type if delivery.event_id else ""
+    if delivery.is_test or event_type.startswith("delivery."):
+        return  # never a notification about a failed notification about a failed notification...
+    event_emit(type="delivery.dead_lettered", creditor_id=delivery.creditor_id, payload={
+        "delivery_id": delivery.pk, "rule_id": delivery.rule_id,
+        "rule_name": delivery.rule.name if delivery.rule_id else "", "event_id": delivery.event_id,
+        "event_type": event_type, "channel": delivery.channel, "recipient": delivery.recipient,
+        "attempts": delivery.attempts, "error": delivery.last_error[:500]})
+
+
+def template_test_send(*, template: NotificationTemplate, recipient: str, event: Event | None = None,
+                       endpoint: WebhookEndpoint | None = None, outbox_name: str = "") -> Delivery:
+    """Render a template against a real event (or a sample payload) and send it at once."""
+    from notifications.rules import Target, delivery_build, event_envelope, sample_payload
+    from notifications.sender import delivery_send_now
+
+    if template.channel == "webhook" and endpoint is None:
+        raise ValidationError({"endpoint": "choose the webhook endpoint to send the test to"})
+    if template.channel == "file":
+        recipient = outbox_name or "test"
+    elif template.channel == "webhook":
+        recipient = endpoint.url
+    elif not recipient:
+        raise ValidationError({"recipient": "give an address to send the test to"})
+    if event is not None:
+        event_data, payload = event_envelope(event), event.payload
+    else:
+        event_type = next(iter(catalog.CATALOG))
+        event_data = {"id": 0, "uuid": "00000000-0000-0000-0000-000000000000", "type": event_type,
+                      "occurred_at": timezone.now().isoformat(), "creditor_id": None}
+        payload = sample_payload(event_type)
+    delivery = delivery_build(rule=None, template=template, channel=template.channel,
+                              target=Target(address=recipient, kind="test", locale=template.locale),
+                              event_data=event_data, payload=payload, endpoint=endpoint, is_test=True)
+    delivery.save()
+    if delivery.status != Delivery.Status.PENDING:
+        return delivery
+    return delivery_send_now(delivery)

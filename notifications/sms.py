@@ -29,7 +29,11 @@ GSM7_EXTENDED = set("^{}\\[~]|€\f")
 
 
 class SmsError(RuntimeError):
-    pass
+    def __init__(self, message: str, *, status_code: int | None = None, permanent: bool = False):
+        super().__init__(message)
+        self.status_code = status_code
+        # The provider refused the message itself (bad number, bad credentials): retrying cannot help.
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,9 @@ class HttpBackend:
         except httpx.HTTPError as exc:
             raise SmsError(f"SMS provider unreachable: {exc}") from exc
         if response.status_code >= 300:
-            raise SmsError(f"SMS provider answered {response.status_code}: {response.text[:200]}")
+            code = response.status_code
+            raise SmsError(f"SMS provider answered {code}: {response.text[:200]}", status_code=code,
+                           permanent=400 <= code < 500 and code not in (408, 429))
         try:
             provider_id = str(response.json().get("id", ""))
         except ValueError:
@@ -104,5 +110,5 @@ def get_backend():
 
 def send_sms(*, to: str, text: str, sender: str | None = None) -> SmsResult:
     if not to:
-        raise SmsError("no phone number")
+        raise SmsError("no phone number", permanent=True)
     return get_backend().send(to=to, text=text, sender=sender or settings.SMS_SENDER)
