@@ -213,7 +213,8 @@ def delivery_dead_lettered_emit(*, delivery: Delivery) -> None:
 
 
 def template_test_send(*, template: NotificationTemplate, recipient: str, event: Event | None = None,
-                       endpoint: WebhookEndpoint | None = None, outbox_name: str = "") -> Delivery:
+                       event_type: str | None = None, endpoint: WebhookEndpoint | None = None,
+                       outbox_name: str = "") -> Delivery:
     """Render a template against a real event (or a sample payload) and send it at once."""
     from notifications.rules import Target, delivery_build, event_envelope, sample_payload
     from notifications.sender import delivery_send_now
@@ -229,7 +230,7 @@ def template_test_send(*, template: NotificationTemplate, recipient: str, event:
     if event is not None:
         event_data, payload = event_envelope(event), event.payload
     else:
-        event_type = next(iter(catalog.CATALOG))
+        event_type = event_type or next(iter(catalog.CATALOG))
         event_data = {"id": 0, "uuid": "00000000-0000-0000-0000-000000000000", "type": event_type,
                       "occurred_at": timezone.now().isoformat(), "creditor_id": None}
         payload = sample_payload(event_type)

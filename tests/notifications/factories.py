@@ -17,13 +17,19 @@ def emit(type_: str = "payment.succeeded", creditor_id: int | None = 1, **payloa
         return event_emit(type=type_, creditor_id=creditor_id, payload={**PAYMENT, **payload})
 
 
-def template(channel: str = "email", key: str = "t", locale: str = "fr", **fields) -> NotificationTemplate:
+def template(channel: str = "email", key: str | None = None, locale: str = "fr", **fields) -> NotificationTemplate:
+    if key is None:
+        template.counter += 1
+        key = f"t{template.counter}"
     defaults = {"email": {"subject": "Paiement de {{ payload.amount|money:payload.currency }}",
                           "body_text": "Bonjour {{ payload.customer_name }}, merci.",
                           "body_html": "<p>Bonjour {{ payload.customer_name }}</p>"},
                 "sms": {"body_text": "Paiement {{ payload.amount }} {{ payload.currency }} recu."},
                 "webhook": {}, "file": {}}[channel]
     return NotificationTemplate.objects.create(key=key, channel=channel, locale=locale, **{**defaults, **fields})
+
+
+template.counter = 0
 
 
 def rule(*, channel: str = "email", recipient: str = "customer", event_type: str = "payment.succeeded",
