@@ -292,7 +292,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         return f"{obj.secret[:10]}…" if obj and obj.secret else "-"
 
     def save_model(self, request, obj, form, change):
-        fields = {k: form.cleaned_data[k] for k in form.Meta.fields}
+        fields = {k: form.cleaned_data[k] for k in WebhookEndpointForm.Meta.fields if k in form.cleaned_data}
         if change:
             services.endpoint_update(endpoint=obj, **fields)
             return
