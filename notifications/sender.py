@@ -60,7 +60,8 @@ def deliveries_claim(*, limit: int = 50, now: dt.datetime | None = None, ids: li
     """Atomically move due deliveries to "sending" and commit, before anything is sent."""
     now = now or timezone.now()
     with transaction.atomic():
-        qs = Delivery.objects.select_for_update(skip_locked=True, of=("self",)).filter(status=Status.PENDING)
+        qs = (Delivery.objects.select_for_update(skip_locked=True, of=("self",)).select_related("webhook_endpoint")
+              .filter(status=Status.PENDING))
         qs = qs.filter(pk__in=ids) if ids is not None else qs.filter(next_attempt_at__lte=now)
         rows = list(qs.order_by("next_attempt_at", "id")[:limit])
         for d in rows:
@@ -116,9 +117,10 @@ def delivery_record(*, delivery: Delivery, result: channels.SendResult, now: dt.
     row.last_response, row.last_error = result.response_excerpt[:channels.EXCERPT], result.error[:4000]
     if result.provider_message_id:
         row.provider_message_id = result.provider_message_id
-    row.save()
+    row.save(update_fields=["status", "sent_at", "dead_at", "next_attempt_at", "last_status_code", "last_latency_ms",
+                            "last_response", "last_error", "provider_message_id", "updated_at"])
     if row.webhook_endpoint_id and not row.is_test:
-        _endpoint_account(row, result)
+        _endpoint_account(row, result, known=delivery.webhook_endpoint)
     if row.status == Status.DEAD:
         from notifications.services import delivery_dead_lettered_emit
 
@@ -126,9 +128,11 @@ def delivery_record(*, delivery: Delivery, result: channels.SendResult, now: dt.
     return row
 
 
-def _endpoint_account(row: Delivery, result: channels.SendResult) -> None:
+def _endpoint_account(row: Delivery, result: channels.SendResult, known: WebhookEndpoint | None = None) -> None:
     from notifications.services import endpoint_disable
 
+    if result.ok and known is not None and known.consecutive_failures == 0:
+        return  # the common case: nothing to reset, no query
     if result.ok:
         WebhookEndpoint.objects.filter(pk=row.webhook_endpoint_id, consecutive_failures__gt=0).update(
             consecutive_failures=0)
