@@ -589,7 +589,7 @@ def payment_record_failure(*, payment: Payment, reason_code: str, reason_message
                                  allowed_from=[Payment.Status.PENDING, Payment.Status.PROCESSING])
     payment.status = Payment.Status.FAILED
     payment.failed_at = timezone.now()
-    payment.reason_code = reason_code[:16]
+    payment.reason_code = reason_code[:32]
     payment.reason_message = reason_message[:255]
     payment.save()
     if payment.installment_id:
@@ -643,7 +643,7 @@ def payment_reverse(*, payment: Payment, reason_code: str, reason_message: str =
     if payment.installment_id:
         _installment_mark_failed(installment_id=payment.installment_id, payment=payment)
     payment.status = Payment.Status.REVERSED
-    payment.reason_code = reason_code[:16]
+    payment.reason_code = reason_code[:32]
     payment.reason_message = reason_message[:255]
     payment.failed_at = timezone.now()
     payment.save()
