@@ -795,6 +795,21 @@ def saved_card_remove(*, card: SavedCard) -> SavedCard:
     return card
 
 
+@transaction.atomic
+def saved_card_expire(*, card: SavedCard, today: dt.date | None = None) -> SavedCard:
+    """A card past its expiry month can no longer be charged."""
+    card = _lock(SavedCard, card.pk)
+    _check_transition(card, to="expired", allowed_from=[SavedCard.Status.ACTIVE])
+    today = today or timezone.localdate()
+    if (card.exp_year, card.exp_month) >= (today.year, today.month):
+        raise InvalidTransition(_("This card has not expired yet."))
+    card.status = SavedCard.Status.EXPIRED
+    card.save(update_fields=["status", "updated_at"])
+    event_emit(type="card.expired", creditor_id=card.customer.creditor_id, payload=payloads.card_payload(card),
+               subjects={"saved_card": card.pk, "customer": card.customer_id})
+    return card
+
+
 # --------------------------------------------------------------------------- instalment plans
 
 

@@ -318,3 +318,37 @@ def test_plan_must_add_up_and_have_2_to_12_instalments(customer):
     with pytest.raises(ValidationFailed):
         services.installment_plan_create(customer=customer, method="card", payment_request=request,
                                          schedule=[(today, Decimal("50")), (today, Decimal("50"))])
+
+
+def test_saved_card_expires_only_after_its_expiry_month(customer):
+    card = services.saved_card_create(customer=customer, gateway="sandbox", gateway_token="tok_exp", brand="visa",
+                                      last4="0069", exp_month=3, exp_year=2026)
+    with pytest.raises(InvalidTransition):
+        services.saved_card_expire(card=card, today=dt.date(2026, 3, 31))
+    services.saved_card_expire(card=card, today=dt.date(2026, 4, 1))
+    card.refresh_from_db()
+    assert card.status == SavedCard.Status.EXPIRED
+    assert last_event("card.expired").payload["last4"] == "0069"
+    with pytest.raises(InvalidTransition):
+        services.saved_card_expire(card=card, today=dt.date(2027, 1, 1))
+
+
+def test_failed_installment_payment_marks_the_installment_failed_then_paid_on_retry(customer):
+    request = make_request(customer, amount="60.00")
+    plan = services.installment_plan_create(
+        customer=customer, method="card", payment_request=request,
+        schedule=services.instalment_schedule_build(total=Decimal("60.00"), count=2,
+                                                    first_due_date=timezone.localdate()))
+    first = plan.installments.get(sequence=1)
+    attempt = services.payment_create(customer=customer, method="card", amount=first.amount,
+                                      payment_request=request, installment=first)
+    services.payment_record_failure(payment=attempt, reason_code="insufficient_funds", will_retry=True)
+    first.refresh_from_db()
+    assert first.status == Installment.Status.FAILED
+    assert last_event("installment.failed").payload["reason_code"] == "insufficient_funds"
+    retry = services.payment_create(customer=customer, method="card", amount=first.amount, payment_request=request,
+                                    installment=first, retry_of=attempt, attempt=2)
+    services.payment_record_success(payment=retry)
+    first.refresh_from_db()
+    assert first.status == Installment.Status.PAID
+    assert last_event("installment.paid").payload["payment_id"] == retry.pk
