@@ -423,7 +423,7 @@ class Payment(TimeStamped):
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PENDING,
                               db_index=True)
     attempt = models.PositiveSmallIntegerField(_("attempt"), default=1)
-    reason_code = models.CharField(_("reason code"), max_length=16, blank=True)
+    reason_code = models.CharField(_("reason code"), max_length=32, blank=True)
     reason_message = models.CharField(_("reason"), max_length=255, blank=True)
     gateway = models.CharField(_("gateway"), max_length=32, blank=True)
     gateway_reference = models.CharField(_("gateway reference"), max_length=128, blank=True, db_index=True)

@@ -34,8 +34,10 @@ def invoice_payload(invoice: m.Invoice, previous_status: str | None = None) -> d
     }
 
 
-def payment_request_payload(request: m.PaymentRequest, previous_status: str | None = None) -> dict[str, Any]:
-    invoices = list(request.invoices.all().only("id", "external_ref"))
+def payment_request_payload(request: m.PaymentRequest, previous_status: str | None = None,
+                            invoices: list[m.Invoice] | None = None) -> dict[str, Any]:
+    if invoices is None:
+        invoices = list(request.invoices.all().only("id", "external_ref"))
     return {
         "payment_request_id": request.pk,
         "reference": request.reference,

@@ -309,30 +309,33 @@ def payment_request_create(*, creditor: Creditor, customer: Customer, invoices: 
         raise ValidationFailed(_("The expiry must be in the future."), field="expires_at")
     if not reference:
         reference = invoices[0].external_ref if len(invoices) == 1 else f"PR-{secrets.token_hex(5).upper()}"
-    if PaymentRequest.objects.filter(creditor=creditor, reference=reference).exists():
-        raise Conflict(_("A payment request with this reference already exists."), field="reference",
-                       code="duplicate_reference")
     if min_partial_amount is not None:
         min_partial_amount = _positive_amount(min_partial_amount, currency, field="min_partial_amount")
     request = PaymentRequest(
         creditor=creditor, customer=customer, reference=reference, currency=currency, amount=amount,
         allowed_methods=methods, expires_at=expires_at, description=description, allow_partial=allow_partial,
         min_partial_amount=min_partial_amount, allow_instalments=allow_instalments,
-        max_instalments=max_instalments, short_reference=_unique_short_reference(),
+        max_instalments=max_instalments,
     )
-    try:
-        with transaction.atomic():
-            request.save()
-    except IntegrityError:  # a concurrent request drew the same short reference or reference
-        if PaymentRequest.objects.filter(creditor=creditor, reference=reference).exists():
-            raise Conflict(_("A payment request with this reference already exists."), field="reference",
-                           code="duplicate_reference") from None
-        request.short_reference = _unique_short_reference()
-        request.save()
+    # The unique constraints decide (reference per creditor, short reference): no look-before-you-leap
+    # query, and no race between a check and the insert.
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                request.save()
+            break
+        except IntegrityError:
+            if PaymentRequest.objects.filter(creditor=creditor, reference=reference).exists():
+                raise Conflict(_("A payment request with this reference already exists."), field="reference",
+                               code="duplicate_reference") from None
+            request.pk = None
+            request.short_reference = _unique_short_reference()
+    else:
+        raise RuntimeError("could not draw a free short reference")
     if invoices:
         request.invoices.set(invoices)
     event_emit(type="payment_request.created", creditor_id=creditor.pk,
-               payload=payloads.payment_request_payload(request),
+               payload=payloads.payment_request_payload(request, invoices=invoices),
                subjects={"payment_request": request.pk, "customer": customer.pk,
                          "invoice": [i.pk for i in invoices]})
     return request
@@ -589,7 +592,7 @@ def payment_record_failure(*, payment: Payment, reason_code: str, reason_message
                                  allowed_from=[Payment.Status.PENDING, Payment.Status.PROCESSING])
     payment.status = Payment.Status.FAILED
     payment.failed_at = timezone.now()
-    payment.reason_code = reason_code[:16]
+    payment.reason_code = reason_code[:32]
     payment.reason_message = reason_message[:255]
     payment.save()
     if payment.installment_id:
@@ -643,7 +646,7 @@ def payment_reverse(*, payment: Payment, reason_code: str, reason_message: str =
     if payment.installment_id:
         _installment_mark_failed(installment_id=payment.installment_id, payment=payment)
     payment.status = Payment.Status.REVERSED
-    payment.reason_code = reason_code[:16]
+    payment.reason_code = reason_code[:32]
     payment.reason_message = reason_message[:255]
     payment.failed_at = timezone.now()
     payment.save()
@@ -791,6 +794,21 @@ def saved_card_remove(*, card: SavedCard) -> SavedCard:
     card.status = SavedCard.Status.REMOVED
     card.save(update_fields=["status", "updated_at"])
     event_emit(type="card.removed", creditor_id=card.customer.creditor_id, payload=payloads.card_payload(card),
+               subjects={"saved_card": card.pk, "customer": card.customer_id})
+    return card
+
+
+@transaction.atomic
+def saved_card_expire(*, card: SavedCard, today: dt.date | None = None) -> SavedCard:
+    """A card past its expiry month can no longer be charged."""
+    card = _lock(SavedCard, card.pk)
+    _check_transition(card, to="expired", allowed_from=[SavedCard.Status.ACTIVE])
+    today = today or timezone.localdate()
+    if (card.exp_year, card.exp_month) >= (today.year, today.month):
+        raise InvalidTransition(_("This card has not expired yet."))
+    card.status = SavedCard.Status.EXPIRED
+    card.save(update_fields=["status", "updated_at"])
+    event_emit(type="card.expired", creditor_id=card.customer.creditor_id, payload=payloads.card_payload(card),
                subjects={"saved_card": card.pk, "customer": card.customer_id})
     return card
 

@@ -51,7 +51,8 @@ def roles_sync() -> dict[str, int]:
 
 
 def roles_sync_on_migrate(sender, app_config=None, using="default", **kwargs) -> None:
-    # post_migrate fires once per app; the last of ours is enough and is when permissions exist.
-    if app_config is None or app_config.label != "config":
+    # post_migrate fires once per app, right after that app's permissions are created: syncing
+    # after each of ours means the groups are complete once the last one has migrated.
+    if app_config is None or app_config.label not in OUR_APPS:
         return
     roles_sync()

@@ -88,6 +88,7 @@ register("mandate.amended", "A mandate's bank details changed.", _MANDATE + ("pr
 _CARD = ("saved_card_id", "brand", "last4", "exp_month", "exp_year", "status") + _COMMON_CUSTOMER
 register("card.saved", "A card was saved for later payments.", _CARD)
 register("card.removed", "A saved card was removed.", _CARD)
+register("card.expired", "A saved card passed its expiry date and can no longer be charged.", _CARD)
 register("card.expiring", "A saved card used by an active plan expires soon.", _CARD + ("days_left",))
 
 # instalment plans

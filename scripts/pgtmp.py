@@ -21,11 +21,13 @@ import time
 
 def find_bindir() -> str | None:
     explicit = os.environ.get("PG_BINDIR")
-    candidates = [explicit] if explicit else []
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
-    which = shutil.which("pg_ctl")
-    if which:
-        candidates.append(os.path.dirname(which))
+    if explicit:  # only there: lets one check the SQLite fallback on a machine that has PostgreSQL
+        candidates = [explicit]
+    else:
+        candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+        which = shutil.which("pg_ctl")
+        if which:
+            candidates.append(os.path.dirname(which))
     for path in candidates:
         if path and os.path.exists(os.path.join(path, "pg_ctl")) and os.path.exists(os.path.join(path, "initdb")):
             return path

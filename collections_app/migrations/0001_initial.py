@@ -232,7 +232,7 @@ class Migration(migrations.Migration):
                 ('amount', models.DecimalField(decimal_places=2, max_digits=14, verbose_name='amount')),
                 ('status', models.CharField(choices=[('pending', 'Pending'), ('processing', 'Processing'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled'), ('reversed', 'Reversed')], db_index=True, default='pending', max_length=12, verbose_name='status')),
                 ('attempt', models.PositiveSmallIntegerField(default=1, verbose_name='attempt')),
-                ('reason_code', models.CharField(blank=True, max_length=16, verbose_name='reason code')),
+                ('reason_code', models.CharField(blank=True, max_length=32, verbose_name='reason code')),
                 ('reason_message', models.CharField(blank=True, max_length=255, verbose_name='reason')),
                 ('gateway', models.CharField(blank=True, max_length=32, verbose_name='gateway')),
                 ('gateway_reference', models.CharField(blank=True, db_index=True, max_length=128, verbose_name='gateway reference')),

@@ -198,7 +198,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "django-q": {"level": "WARNING"}},
 }
 
 LOGIN_URL = "admin:login"
@@ -211,3 +211,4 @@ SECURE_REFERRER_POLICY = "same-origin"
 # Product settings
 IDEMPOTENCY_KEY_TTL_HOURS = 24
 PAY_LINK_DEFAULT_VALIDITY_DAYS = 90
+FORMS_URLFIELD_ASSUME_HTTPS = True

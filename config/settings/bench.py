@@ -4,4 +4,7 @@ from config.settings.base import *  # noqa: F401,F403
 DEBUG = False
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"handlers": [], "level": "ERROR"}}
+LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"handlers": [], "level": "ERROR"},
+           "loggers": {"django-q": {"level": "ERROR"}}}
+ROOT_URLCONF = "bench.urls"
+ALLOWED_HOSTS = ["*"]
