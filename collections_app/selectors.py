@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import F, Sum
 
-from collections_app.models import Customer, Invoice
+from collections_app.models import Customer, Invoice, PaymentRequest
 
 
 def customer_open_balance(*, customer: Customer) -> Decimal:
@@ -12,3 +13,28 @@ def customer_open_balance(*, customer: Customer) -> Decimal:
     total = (Invoice.objects.filter(customer=customer, status__in=Invoice.OPEN_STATUSES)
              .aggregate(due=Sum(F("amount_total") - F("amount_paid") - F("amount_written_off")))["due"])
     return total or Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class TransferBeneficiary:
+    """What a debtor needs to pay a payment request by bank transfer."""
+
+    name: str
+    iban: str
+    bic: str
+    reference: str
+    virtual: bool
+
+
+def transfer_beneficiary(*, payment_request: PaymentRequest) -> TransferBeneficiary:
+    """The one place that says where a transfer for this request goes: pay pages, QR codes,
+    exports and return files all ask here. Virtual IBANs (reconciliation issue) plug in here;
+    until one is allocated the creditor's own account is used, with the short reference to quote."""
+    creditor = payment_request.creditor
+    return TransferBeneficiary(
+        name=creditor.legal_name or creditor.name,
+        iban=creditor.iban,
+        bic=creditor.bic,
+        reference=payment_request.short_reference,
+        virtual=False,
+    )

@@ -5,6 +5,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from tests.factories import CreditorFactory, CustomerFactory
+from tests.servers import allow_local, receiver, smtp_sink  # noqa: F401 - shared fixtures
 
 
 def pytest_collection_modifyitems(config, items):

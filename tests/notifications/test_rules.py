@@ -17,7 +17,7 @@ from notifications.models import Delivery
 from notifications.rules import rule_validate
 from notifications.sender import deliveries_recover_stuck, deliveries_send_due
 from notifications.templating import TemplateRefused, render, template_check
-from tests.notifications.conftest import Receiver
+from tests.servers import Receiver
 from tests.notifications.factories import emit, rule, template
 
 pytestmark = pytest.mark.django_db(transaction=True)

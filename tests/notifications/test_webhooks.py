@@ -20,7 +20,7 @@ from notifications.models import Delivery, DeliveryAttempt, Event, WebhookEndpoi
 from notifications.sender import deliveries_recover_stuck, deliveries_send_due, retry_delay
 from notifications.services import delivery_replay, endpoint_create, endpoint_rotate_secret
 from notifications.signing import signing_secrets, webhook_headers
-from tests.notifications.conftest import Receiver, free_port
+from tests.servers import Receiver, free_port
 from tests.notifications.factories import emit, webhook_rule
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]

@@ -1,4 +1,5 @@
-"""Real external parties for notification tests: a local HTTP receiver and an SMTP sink."""
+"""Real external parties for tests: a local HTTP receiver (webhooks, SMS providers) and an SMTP sink.
+Shared by every test package through tests/conftest.py."""
 from __future__ import annotations
 
 import json
