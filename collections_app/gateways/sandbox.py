@@ -124,6 +124,7 @@ def tokenize(*, number: str, exp_month: int, exp_year: int, cvc: str, today: dt.
 
 class SandboxGateway:
     name = "sandbox"
+    checkout_url = "/sandbox-gateway/checkout/"
 
     def card_details(self, *, token: str) -> CardDetails | None:
         data = _decode("tok", token)
@@ -160,6 +161,14 @@ class SandboxGateway:
         return GatewayResult(status="failed", reference=data["r"], decline_code="authentication_failed",
                              message=DECLINE_MESSAGES["authentication_failed"], raw={"return_url": data["u"]})
 
+    def action_result(self, *, result: str) -> GatewayResult:
+        """Read the signed outcome the 3-D Secure page sent back with the payer."""
+        data = _decode("res", result)
+        if data["s"] == "succeeded":
+            return GatewayResult(status="succeeded", reference=data["r"])
+        return GatewayResult(status="failed", reference=data["r"], decline_code=data["d"],
+                             message=DECLINE_MESSAGES.get(data["d"], ""))
+
     def capture(self, *, reference: str, amount: Decimal, currency: str, idempotency_key: str) -> GatewayResult:
         return GatewayResult(status="succeeded", reference=reference)
 
@@ -174,3 +183,8 @@ class SandboxGateway:
 
     def status(self, *, reference: str) -> GatewayResult:
         return GatewayResult(status="succeeded" if reference.startswith("sbx_") else "failed", reference=reference)
+
+
+def challenge_result_encode(result: GatewayResult) -> str:
+    """Gateway side: the signed outcome carried back to the merchant's return URL."""
+    return _encode("res", {"r": result.reference, "s": result.status, "d": result.decline_code})
