@@ -190,6 +190,12 @@ def _submission_claim(*, nonce: str, payment_request: PaymentRequest, **fields: 
         return existing, False
 
 
+def _replayed(nonce: str, payment_request: PaymentRequest) -> PaySubmission | None:
+    """A submission this nonce already made: a replay gets it back before any check, since
+    the first submission may have changed what the checks see (the balance)."""
+    return PaySubmission.objects.filter(nonce=nonce, payment_request=payment_request).first()
+
+
 def _check_open(payment_request: PaymentRequest) -> None:
     if pay_page_state(payment_request) != "open":
         raise InvalidTransition(_("This payment request can no longer be paid."))
@@ -200,6 +206,9 @@ def card_checkout_start(*, payment_request: PaymentRequest, nonce: str, amount: 
                         save_card: bool = False, instalment_count: int | None = None,
                         client_ip: str | None = None) -> tuple[PaySubmission, bool]:
     """Step 1 of a card payment: what to pay is checked and kept; the card form comes next."""
+    previous = _replayed(nonce, payment_request)
+    if previous is not None:
+        return previous, False
     _check_open(payment_request)
     if instalment_count:
         schedule = instalment_preview(payment_request, count=instalment_count, method=PaymentMethod.CARD,
@@ -301,8 +310,12 @@ def sepa_mandate_sign(*, payment_request: PaymentRequest, nonce: str, holder_nam
     services.iban_validate(iban)
     if not consent:
         raise ValidationFailed(_("Tick the box to sign the mandate."), field="consent")
-    request = PaymentRequest.objects.select_for_update().select_related("creditor", "customer").get(
+    request = PaymentRequest.objects.select_for_update(of=("self",)).select_related("creditor", "customer").get(
         pk=payment_request.pk)
+    # The request's row lock serialises two copies of one submission: the second sees the first.
+    previous = _replayed(nonce, request)
+    if previous is not None:
+        return previous, False
     _check_open(request)
     if PaymentMethod.SEPA_DD not in request.allowed_methods:
         raise ValidationFailed(_("Direct debit is not available for this request."), field="method")
