@@ -293,8 +293,11 @@ def transfer(request, token: str):
     context = _base_context(payment_request)
     if PaymentMethod.TRANSFER not in context["options"].methods:
         raise Http404
+    beneficiary = transfer_beneficiary(payment_request=payment_request)
     return _page(request, "paypages/transfer.html", {
-        **context, "beneficiary": transfer_beneficiary(payment_request=payment_request),
+        **context, "beneficiary": beneficiary,
+        # Groups of four, as printed on bank documents: easier to read out and to type.
+        "iban_display": " ".join(beneficiary.iban[i:i + 4] for i in range(0, len(beneficiary.iban), 4)),
         "epc": qr.epc_available(payment_request),
     }, customer=payment_request.customer)
 
