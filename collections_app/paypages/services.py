@@ -90,9 +90,15 @@ def pay_options(payment_request: PaymentRequest, *, balance: Decimal | None = No
                       min_instalment_amount=creditor.min_instalment_amount)
 
 
-def available_balance(payment_request: PaymentRequest) -> Decimal:
-    """The balance minus what payments in flight have reserved."""
-    return max(ZERO, payment_request.amount_due - services.payment_request_reserved_amount(payment_request))
+IN_FLIGHT = (Payment.Status.PENDING, Payment.Status.PROCESSING)
+
+
+def available_balance(payment_request: PaymentRequest, *, reserved: Decimal | None = None) -> Decimal:
+    """The balance minus what payments in flight have reserved (pass `reserved` when the
+    caller already read it, e.g. annotated on the request)."""
+    if reserved is None:
+        reserved = services.payment_request_reserved_amount(payment_request)
+    return max(ZERO, payment_request.amount_due - reserved)
 
 
 def pay_page_state(payment_request: PaymentRequest, *, now: dt.datetime | None = None) -> str:

@@ -5,7 +5,11 @@ that a token format is close. Every public view is rate limited per client IP.
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -17,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from collections_app.errors import DomainError
 from collections_app.gateways import get_gateway
-from collections_app.models import Customer, PaymentMethod, PaymentRequest
+from collections_app.models import Customer, Payment, PaymentMethod, PaymentRequest
 from collections_app.paypages import qr, services as pp
 from collections_app.paypages.models import PaySubmission
 from collections_app.paypages.ratelimit import client_ip, rate_limited
@@ -75,10 +79,18 @@ def _request_or_404(token: str) -> PaymentRequest:
     # Tokens are 43 URL-safe characters; anything else is not even looked up.
     if not pp.NONCE_RE.match(token):
         raise Http404
+    # One query: the request, its creditor and customer, and what payments in flight reserve.
+    reserved = (Payment.objects.filter(payment_request=OuterRef("pk"), status__in=pp.IN_FLIGHT)
+                .values("payment_request").annotate(total=Sum("amount")).values("total"))
     try:
-        return PaymentRequest.objects.select_related("creditor", "customer").get(token=token)
+        payment_request = (PaymentRequest.objects.select_related("creditor", "customer")
+                           .annotate(reserved_amount=Coalesce(Subquery(reserved), Value(Decimal("0.00")),
+                                                              output_field=DecimalField()))
+                           .get(token=token))
     except PaymentRequest.DoesNotExist:
         raise Http404 from None
+    payment_request.customer.creditor = payment_request.creditor
+    return payment_request
 
 
 def _submission_or_404(payment_request: PaymentRequest, nonce: str) -> PaySubmission:
@@ -95,7 +107,7 @@ def _closed_page(request, payment_request: PaymentRequest, state: str) -> HttpRe
 
 
 def _base_context(payment_request: PaymentRequest) -> dict:
-    balance = pp.available_balance(payment_request)
+    balance = pp.available_balance(payment_request, reserved=getattr(payment_request, "reserved_amount", None))
     return {"request_obj": payment_request, "balance": balance,
             "options": pp.pay_options(payment_request, balance=balance)}
 
@@ -225,7 +237,6 @@ def card_complete(request, token: str, nonce: str):
 def result(request, token: str, nonce: str):
     payment_request = _request_or_404(token)
     submission = _submission_or_404(payment_request, nonce)
-    payment_request.refresh_from_db()
     context = {**_base_context(payment_request), "submission": submission, "paid": payment_request.status == "paid",
                "decline": decline_message(submission.decline_code) if submission.decline_code else ""}
     if submission.mandate_id:
