@@ -5,9 +5,12 @@ that a token format is close. Every public view is rate limited per client IP.
 """
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse, HttpResponseRedirect
@@ -21,13 +24,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from collections_app.errors import DomainError
 from collections_app.gateways import get_gateway
-from collections_app.models import Customer, Payment, PaymentMethod, PaymentRequest
+from collections_app.models import Customer, Invoice, Payment, PaymentMethod, PaymentRequest
 from collections_app.paypages import qr, services as pp
 from collections_app.paypages.models import PaySubmission
 from collections_app.paypages.ratelimit import client_ip, rate_limited
 from collections_app.selectors import transfer_beneficiary
 
 LANGUAGES = {code for code, _name in settings.LANGUAGES}
+# The landing page is the one opened from every email, SMS and letter: it is kept rendered
+# while nothing it shows has changed (the cache key says what it shows), at most this long.
+PAGE_CACHE_SECONDS = 300
 
 
 def decline_message(code: str) -> str:
@@ -63,13 +69,29 @@ def _language(request, customer: Customer) -> tuple[str, bool]:
     return settings.LANGUAGE_CODE, False
 
 
-def _page(request, template: str, context: dict, *, customer: Customer, status: int = 200) -> HttpResponse:
+def _page(request, template: str, context: dict | Callable[[], dict], *, customer: Customer, status: int = 200,
+          cache_version: str = "") -> HttpResponse:
+    """Render in the debtor's language. With `cache_version` (everything the page shows,
+    summed up), the HTML is kept in the cache and served again while nothing changed."""
     language, explicit = _language(request, customer)
     translation.activate(language)
     request.LANGUAGE_CODE = language
+    key = ""
+    if cache_version:
+        key = "paypage:" + hashlib.sha256(f"{template}|{language}|{cache_version}".encode()).hexdigest()
+        html = cache.get(key)
+        if html is not None:
+            response = HttpResponse(html, status=status)
+            if explicit:
+                response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, max_age=365 * 86400, samesite="Lax")
+            return response
+    if callable(context):
+        context = context()
     context = {**context, "customer": customer, "creditor": customer.creditor, "language": language,
                "path": request.path}
     response = render(request, template, context, status=status)
+    if key:
+        cache.set(key, response.content, timeout=PAGE_CACHE_SECONDS)
     if explicit:
         response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, max_age=365 * 86400, samesite="Lax")
     return response
@@ -82,10 +104,13 @@ def _request_or_404(token: str) -> PaymentRequest:
     # One query: the request, its creditor and customer, and what payments in flight reserve.
     reserved = (Payment.objects.filter(payment_request=OuterRef("pk"), status__in=pp.IN_FLIGHT)
                 .values("payment_request").annotate(total=Sum("amount")).values("total"))
+    invoices_updated = (Invoice.objects.filter(payment_requests=OuterRef("pk")).order_by("-updated_at")
+                        .values("updated_at")[:1])
     try:
         payment_request = (PaymentRequest.objects.select_related("creditor", "customer")
                            .annotate(reserved_amount=Coalesce(Subquery(reserved), Value(Decimal("0.00")),
-                                                              output_field=DecimalField()))
+                                                              output_field=DecimalField()),
+                                     invoices_updated_at=Subquery(invoices_updated))
                            .get(token=token))
     except PaymentRequest.DoesNotExist:
         raise Http404 from None
@@ -135,9 +160,14 @@ def pay(request, token: str):
     state = pp.pay_page_state(payment_request)
     if state != "open":
         return _closed_page(request, payment_request, state)
-    invoices = list(payment_request.invoices.order_by("due_date", "pk"))
-    return _page(request, "paypages/pay.html", {**_base_context(payment_request), "invoices": invoices},
-                 customer=payment_request.customer)
+    version = "|".join(str(v) for v in (
+        payment_request.token, payment_request.updated_at.isoformat(), payment_request.reserved_amount,
+        payment_request.invoices_updated_at, payment_request.creditor.updated_at.isoformat(),
+        payment_request.customer.updated_at.isoformat()))
+    return _page(request, "paypages/pay.html",
+                 lambda: {**_base_context(payment_request),
+                          "invoices": list(payment_request.invoices.order_by("due_date", "pk"))},
+                 customer=payment_request.customer, cache_version=version)
 
 
 # --------------------------------------------------------------------------- card

@@ -269,3 +269,18 @@ def test_random_nonces_are_not_reused_by_the_form(client, pay_request):
     seen = {form_nonce(client.get(f"/pay/{pay_request.token}/card/").content.decode()) for _ in range(5)}
     assert len(seen) == 5
     assert all(len(n) == len(secrets.token_urlsafe(32)) for n in seen)
+
+
+def test_landing_page_kept_rendered_only_while_nothing_it_shows_changed(client, pay_request):
+    url = f"/pay/{pay_request.token}/?lang=en"
+    first = client.get(url).content
+    assert client.get(url).content == first  # served again
+    # A transfer matched to the invoice directly (not through this request) shows at once.
+    payment = services.payment_create(customer=pay_request.customer, method="transfer", amount="20.00")
+    services.payment_record_success(payment=payment)
+    html = client.get(url).content.decode()
+    assert html != first.decode() and "<td class=\"num\">20.00</td>" in html
+    # A payment in flight (reserved) shows at once too.
+    services.payment_create(customer=pay_request.customer, method="sepa_dd", amount="30.00",
+                            payment_request=pay_request)
+    assert "A payment is in progress" in client.get(url).content.decode()
