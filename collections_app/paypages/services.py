@@ -104,12 +104,15 @@ def available_balance(payment_request: PaymentRequest, *, reserved: Decimal | No
 def pay_page_state(payment_request: PaymentRequest, *, now: dt.datetime | None = None) -> str:
     """open, paid, cancelled or expired: what the page shows (expiry is read live, not only
     once the expiry job has run)."""
-    if payment_request.status == PaymentRequest.Status.PAID:
+    return pay_state(status=payment_request.status, expires_at=payment_request.expires_at, now=now)
+
+
+def pay_state(*, status: str, expires_at: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    if status == PaymentRequest.Status.PAID:
         return "paid"
-    if payment_request.status == PaymentRequest.Status.CANCELLED:
+    if status == PaymentRequest.Status.CANCELLED:
         return "cancelled"
-    if payment_request.status == PaymentRequest.Status.EXPIRED or (
-            payment_request.expires_at and payment_request.expires_at <= (now or timezone.now())):
+    if status == PaymentRequest.Status.EXPIRED or (expires_at and expires_at <= (now or timezone.now())):
         return "expired"
     return "open"
 

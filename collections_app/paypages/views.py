@@ -5,18 +5,22 @@ that a token format is close. Every public view is rate limited per client IP.
 """
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
@@ -24,7 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from collections_app.errors import DomainError
 from collections_app.gateways import get_gateway
-from collections_app.models import Customer, Invoice, Payment, PaymentMethod, PaymentRequest
+from collections_app.models import Creditor, Customer, Invoice, Payment, PaymentMethod, PaymentRequest
 from collections_app.paypages import qr, services as pp
 from collections_app.paypages.models import PaySubmission
 from collections_app.paypages.ratelimit import client_ip, rate_limited
@@ -55,7 +59,7 @@ def decline_message(code: str) -> str:
 # --------------------------------------------------------------------------- helpers
 
 
-def _language(request, customer: Customer) -> tuple[str, bool]:
+def _language(request, locale: str, default_locale: str) -> tuple[str, bool]:
     """An explicit choice (?lang= or the language cookie) wins over the customer's locale."""
     chosen = request.GET.get("lang")
     if chosen in LANGUAGES:
@@ -63,7 +67,7 @@ def _language(request, customer: Customer) -> tuple[str, bool]:
     cookie = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
     if cookie in LANGUAGES:
         return cookie, False
-    for candidate in (customer.locale, customer.creditor.default_locale):
+    for candidate in (locale, default_locale):
         if candidate in LANGUAGES:
             return candidate, False
     return settings.LANGUAGE_CODE, False
@@ -73,18 +77,10 @@ def _page(request, template: str, context: dict | Callable[[], dict], *, custome
           cache_version: str = "") -> HttpResponse:
     """Render in the debtor's language. With `cache_version` (everything the page shows,
     summed up), the HTML is kept in the cache and served again while nothing changed."""
-    language, explicit = _language(request, customer)
+    language, explicit = _language(request, customer.locale, customer.creditor.default_locale)
     translation.activate(language)
     request.LANGUAGE_CODE = language
-    key = ""
-    if cache_version:
-        key = "paypage:" + hashlib.sha256(f"{template}|{language}|{cache_version}".encode()).hexdigest()
-        html = cache.get(key)
-        if html is not None:
-            response = HttpResponse(html, status=status)
-            if explicit:
-                response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, max_age=365 * 86400, samesite="Lax")
-            return response
+    key = _page_cache_key(template, language, cache_version) if cache_version else ""
     if callable(context):
         context = context()
     context = {**context, "customer": customer, "creditor": customer.creditor, "language": language,
@@ -92,9 +88,23 @@ def _page(request, template: str, context: dict | Callable[[], dict], *, custome
     response = render(request, template, context, status=status)
     if key:
         cache.set(key, response.content, timeout=PAGE_CACHE_SECONDS)
+    return _language_cookie(response, language, explicit)
+
+
+def _page_cache_key(template: str, language: str, version: str) -> str:
+    return "paypage:" + hashlib.sha256(f"{template}|{language}|{version}".encode()).hexdigest()
+
+
+def _language_cookie(response: HttpResponse, language: str, explicit: bool) -> HttpResponse:
     if explicit:
         response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, max_age=365 * 86400, samesite="Lax")
     return response
+
+
+def _reserved_subquery():
+    reserved = (Payment.objects.filter(payment_request=OuterRef("pk"), status__in=pp.IN_FLIGHT)
+                .values("payment_request").annotate(total=Sum("amount")).values("total"))
+    return Coalesce(Subquery(reserved), Value(Decimal("0.00")), output_field=DecimalField())
 
 
 def _request_or_404(token: str) -> PaymentRequest:
@@ -102,16 +112,9 @@ def _request_or_404(token: str) -> PaymentRequest:
     if not pp.NONCE_RE.match(token):
         raise Http404
     # One query: the request, its creditor and customer, and what payments in flight reserve.
-    reserved = (Payment.objects.filter(payment_request=OuterRef("pk"), status__in=pp.IN_FLIGHT)
-                .values("payment_request").annotate(total=Sum("amount")).values("total"))
-    invoices_updated = (Invoice.objects.filter(payment_requests=OuterRef("pk")).order_by("-updated_at")
-                        .values("updated_at")[:1])
     try:
         payment_request = (PaymentRequest.objects.select_related("creditor", "customer")
-                           .annotate(reserved_amount=Coalesce(Subquery(reserved), Value(Decimal("0.00")),
-                                                              output_field=DecimalField()),
-                                     invoices_updated_at=Subquery(invoices_updated))
-                           .get(token=token))
+                           .annotate(reserved_amount=_reserved_subquery()).get(token=token))
     except PaymentRequest.DoesNotExist:
         raise Http404 from None
     payment_request.customer.creditor = payment_request.creditor
@@ -156,18 +159,68 @@ def _submission_redirect(payment_request: PaymentRequest, submission: PaySubmiss
 @require_GET
 @rate_limited("pay")
 def pay(request, token: str):
+    if not pp.NONCE_RE.match(token):
+        raise Http404
+    head = _pay_page_head(token)
+    if head is None:
+        raise Http404
+    if pp.pay_state(status=head["status"], expires_at=head["expires_at"]) != "open":
+        payment_request = _request_or_404(token)
+        return _closed_page(request, payment_request, pp.pay_page_state(payment_request))
+    # Everything the page shows, summed up: when none of it changed, the page is served again
+    # as rendered, after this one small query (the full page needs three and a template).
+    version = "|".join(str(head[k]) for k in ("pk", "updated_at", "reserved_amount", "invoices_updated_at",
+                                              "creditor__updated_at", "customer__updated_at"))
+    language, explicit = _language(request, head["customer__locale"], head["creditor__default_locale"])
+    html = cache.get(_page_cache_key("paypages/pay.html", language, version))
+    if html is not None:
+        translation.activate(language)
+        return _language_cookie(HttpResponse(html), language, explicit)
     payment_request = _request_or_404(token)
-    state = pp.pay_page_state(payment_request)
-    if state != "open":
-        return _closed_page(request, payment_request, state)
-    version = "|".join(str(v) for v in (
-        payment_request.token, payment_request.updated_at.isoformat(), payment_request.reserved_amount,
-        payment_request.invoices_updated_at, payment_request.creditor.updated_at.isoformat(),
-        payment_request.customer.updated_at.isoformat()))
     return _page(request, "paypages/pay.html",
                  lambda: {**_base_context(payment_request),
                           "invoices": list(payment_request.invoices.order_by("due_date", "pk"))},
                  customer=payment_request.customer, cache_version=version)
+
+
+_HEAD_COLUMNS = ("pk", "status", "expires_at", "updated_at", "creditor__updated_at", "customer__updated_at",
+                 "customer__locale", "creditor__default_locale", "reserved_amount", "invoices_updated_at")
+
+
+@functools.cache
+def _head_sql() -> str:
+    # Hand-written because it runs on every view of the most visited page: building the same
+    # query with the ORM costs more than running it. Table names come from the models.
+    request, payment, invoice = (m._meta.db_table for m in (PaymentRequest, Payment, Invoice))
+    creditor, customer = Creditor._meta.db_table, Customer._meta.db_table
+    m2m = PaymentRequest._meta.get_field("invoices")
+    through, request_col, invoice_col = m2m.m2m_db_table(), m2m.m2m_column_name(), m2m.m2m_reverse_name()
+    in_flight = ", ".join(f"'{status}'" for status in pp.IN_FLIGHT)
+    return f"""
+        SELECT r.id, r.status, r.expires_at, r.updated_at, cr.updated_at, cu.updated_at, cu.locale,
+               cr.default_locale,
+               COALESCE((SELECT SUM(p.amount) FROM {payment} p
+                         WHERE p.payment_request_id = r.id AND p.status IN ({in_flight})), 0),
+               (SELECT MAX(i.updated_at) FROM {invoice} i JOIN {through} t ON t.{invoice_col} = i.id
+                WHERE t.{request_col} = r.id)
+        FROM {request} r JOIN {creditor} cr ON cr.id = r.creditor_id JOIN {customer} cu ON cu.id = r.customer_id
+        WHERE r.token = %s"""
+
+
+def _pay_page_head(token: str) -> dict | None:
+    """What decides the landing page's content, in one small query."""
+    with connection.cursor() as cursor:
+        cursor.execute(_head_sql(), [token])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    head = dict(zip(_HEAD_COLUMNS, row, strict=True))
+    expires_at = head["expires_at"]
+    if isinstance(expires_at, str):  # SQLite hands datetimes back as text
+        expires_at = parse_datetime(expires_at)
+        head["expires_at"] = expires_at if expires_at is None or timezone.is_aware(expires_at) \
+            else timezone.make_aware(expires_at, dt.timezone.utc)
+    return head
 
 
 # --------------------------------------------------------------------------- card
