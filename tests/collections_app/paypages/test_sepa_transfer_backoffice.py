@@ -205,3 +205,15 @@ def test_pay_link_is_not_sent_for_a_closed_request(admin_client, pay_request):
         "action": "send_link_by_email", "_selected_action": [pay_request.pk]}, follow=True)
     assert "can no longer be paid" in response.content.decode()
     assert not Event.objects.filter(type="payment_request.link_sent").exists()
+
+
+def test_one_off_sepa_debits_are_listed_for_the_collection_run(pay_request):
+    from collections_app.paypages.selectors import sepa_single_debits_due
+
+    submission, _ = pp.sepa_mandate_sign(payment_request=pay_request, nonce=pp.nonce_new(), holder_name="M. L.",
+                                         iban=IBAN, consent=True, today=dt.date(2026, 12, 18))
+    day = submission.collection_date
+    assert list(sepa_single_debits_due(on_or_before=day - dt.timedelta(days=1))) == []
+    due = list(sepa_single_debits_due(on_or_before=day))
+    assert [(p.pk, p.collection_date, p.mandate_id) for p in due] == [
+        (submission.payment_id, day, submission.mandate_id)]
