@@ -237,3 +237,27 @@ def test_keyboard_only_payment(page, live_server, english):
     page.wait_for_url("**/done/**")
     request.refresh_from_db()
     assert request.status == "paid"
+
+
+def test_customer_portal_and_paid_request_page(page, live_server, english):
+    paid = make_request(english, amount="60.00")
+    open_pay_page(page, live_server, paid, "card/")
+    page.get_by_label("Save this card for later payments and instalments").check()
+    page.get_by_role("button", name="Continue to card details").click()
+    fill_card(page, "4242 4242 4242 4242")
+    page.get_by_role("button", name="Pay 60.00 EUR").click()
+    page.wait_for_url("**/done/**")
+    open_pay_page(page, live_server, paid)
+    assert page.locator("h1").inner_text() == "This payment request is paid"
+    shot(page, "18-paid-request")
+    other = make_request(english, amount="42.00")
+    page.goto(f"{live_server.url}/portal/{english.portal_token}/")
+    assert page.get_by_role("link", name=f"Pay {other.reference}").is_visible()
+    assert "•••• 4242" in page.locator("main").inner_text()
+    shot(page, "19-portal")
+    page.get_by_role("button", name="Remove the card ending in 4242").click()
+    assert page.get_by_role("status").inner_text() == "The card ending in 4242 was removed."
+    shot(page, "20-portal-card-removed")
+    assert english.saved_cards.get().status == "removed"
+    page.get_by_role("link", name=f"Pay {other.reference}").click()
+    assert page.get_by_test_id("balance").inner_text() == "42.00 EUR"
