@@ -307,6 +307,28 @@ def card_challenge_complete(*, submission: PaySubmission, result: str) -> PaySub
 # --------------------------------------------------------------------------- SEPA direct debit
 
 
+def iban_check(value: str) -> None:
+    """schwifty's verdict, said in the debtor's language and in words that help fix the typo."""
+    from schwifty import IBAN
+    from schwifty import exceptions as iban_errors
+
+    if not (value or "").strip():
+        raise ValidationFailed(_("Enter your IBAN."), field="iban")
+    try:
+        IBAN(value)
+    except iban_errors.InvalidChecksumDigits as exc:
+        raise ValidationFailed(_("This IBAN is not valid: its check digits do not match. Please look for a typo."),
+                               field="iban") from exc
+    except iban_errors.InvalidCountryCode as exc:
+        raise ValidationFailed(_("This IBAN is not valid: it must start with a country code, such as FR76."),
+                               field="iban") from exc
+    except iban_errors.InvalidLength as exc:
+        raise ValidationFailed(_("This IBAN is not valid: it does not have the right length for its country."),
+                               field="iban") from exc
+    except iban_errors.SchwiftyException as exc:
+        raise ValidationFailed(_("This IBAN is not valid: please check it."), field="iban") from exc
+
+
 @transaction.atomic
 def sepa_mandate_sign(*, payment_request: PaymentRequest, nonce: str, holder_name: str, iban: str,
                       consent: bool, amount: Any = None, instalment_count: int | None = None,
@@ -316,7 +338,7 @@ def sepa_mandate_sign(*, payment_request: PaymentRequest, nonce: str, holder_nam
     collected from the first possible date. The confirmation email goes out after commit."""
     if not holder_name.strip():
         raise ValidationFailed(_("Enter the account holder's name."), field="holder_name")
-    services.iban_validate(iban)
+    iban_check(iban)
     if not consent:
         raise ValidationFailed(_("Tick the box to sign the mandate."), field="consent")
     request = PaymentRequest.objects.select_for_update(of=("self",)).select_related("creditor", "customer").get(

@@ -131,9 +131,11 @@ def test_partial_payment_refused_when_the_request_must_be_paid_in_full(client, d
 
 
 @pytest.mark.parametrize("iban, message", [
-    ("FR7630006000011234567890188", "Invalid IBAN"),  # checksum off by one
-    ("XX00123", "Invalid IBAN"),
-    ("", "Invalid IBAN"),
+    ("FR7630006000011234567890188", "its check digits do not match"),  # last digit off by one
+    ("XX00123", "must start with a country code"),
+    ("FR76300060000112345678901", "does not have the right length"),
+    ("FR76 3000 6000 01!2 3456 7890 189", "please check it"),
+    ("", "Enter your IBAN"),
 ])
 def test_sepa_invalid_iban_is_a_field_error(client, pay_request, iban, message):
     page = client.get(f"/pay/{pay_request.token}/sepa/?lang=en")
