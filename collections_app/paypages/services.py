@@ -42,6 +42,7 @@ from notifications.services import event_emit
 logger = logging.getLogger(__name__)
 ZERO = Decimal("0.00")
 NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+PLAN_RUNNING = (InstallmentPlan.Status.ACTIVE, InstallmentPlan.Status.SUSPENDED)
 
 
 def nonce_new() -> str:
@@ -79,8 +80,10 @@ def pay_options(payment_request: PaymentRequest, *, balance: Decimal | None = No
     balance = payment_request.amount_due if balance is None else balance
     counts: tuple[int, ...] = ()
     instalment_methods: tuple[str, ...] = ()
-    # Instalments cover the whole balance: not once a part of it is paid or in flight.
-    if allow_instalments and balance == payment_request.amount_due and payment_request.amount_paid == 0:
+    # Instalments cover the whole balance: not once a part of it is paid or in flight, nor
+    # when a plan (the debtor's or one an operator negotiated) already runs.
+    if (allow_instalments and balance == payment_request.amount_due and payment_request.amount_paid == 0
+            and not payment_request.instalment_plans.filter(status__in=PLAN_RUNNING).exists()):
         top = payment_request.max_instalments or creditor.max_instalments
         counts = tuple(n for n in range(2, min(top, 12) + 1) if balance / n >= creditor.min_instalment_amount)
         instalment_methods = tuple(m for m in (PaymentMethod.CARD, PaymentMethod.SEPA_DD)

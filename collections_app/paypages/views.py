@@ -28,7 +28,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from collections_app.errors import DomainError
 from collections_app.gateways import get_gateway
-from collections_app.models import Creditor, Customer, Invoice, Payment, PaymentMethod, PaymentRequest
+from collections_app.models import (
+    Creditor,
+    Customer,
+    InstallmentPlan,
+    Invoice,
+    Payment,
+    PaymentMethod,
+    PaymentRequest,
+)
 from collections_app.paypages import qr, services as pp
 from collections_app.paypages.models import PaySubmission
 from collections_app.paypages.ratelimit import client_ip, rate_limited
@@ -170,7 +178,7 @@ def pay(request, token: str):
     # Everything the page shows, summed up: when none of it changed, the page is served again
     # as rendered, after this one small query (the full page needs three and a template).
     version = "|".join(str(head[k]) for k in ("pk", "updated_at", "reserved_amount", "invoices_updated_at",
-                                              "creditor__updated_at", "customer__updated_at"))
+                                              "creditor__updated_at", "customer__updated_at", "running_plans"))
     language, explicit = _language(request, head["customer__locale"], head["creditor__default_locale"])
     html = cache.get(_page_cache_key("paypages/pay.html", language, version))
     if html is not None:
@@ -184,7 +192,8 @@ def pay(request, token: str):
 
 
 _HEAD_COLUMNS = ("pk", "status", "expires_at", "updated_at", "creditor__updated_at", "customer__updated_at",
-                 "customer__locale", "creditor__default_locale", "reserved_amount", "invoices_updated_at")
+                 "customer__locale", "creditor__default_locale", "reserved_amount", "invoices_updated_at",
+                 "running_plans")
 
 
 @functools.cache
@@ -196,13 +205,15 @@ def _head_sql() -> str:
     m2m = PaymentRequest._meta.get_field("invoices")
     through, request_col, invoice_col = m2m.m2m_db_table(), m2m.m2m_column_name(), m2m.m2m_reverse_name()
     in_flight = ", ".join(f"'{status}'" for status in pp.IN_FLIGHT)
+    plan, running = InstallmentPlan._meta.db_table, ", ".join(f"'{status}'" for status in pp.PLAN_RUNNING)
     return f"""
         SELECT r.id, r.status, r.expires_at, r.updated_at, cr.updated_at, cu.updated_at, cu.locale,
                cr.default_locale,
                COALESCE((SELECT SUM(p.amount) FROM {payment} p
                          WHERE p.payment_request_id = r.id AND p.status IN ({in_flight})), 0),
                (SELECT MAX(i.updated_at) FROM {invoice} i JOIN {through} t ON t.{invoice_col} = i.id
-                WHERE t.{request_col} = r.id)
+                WHERE t.{request_col} = r.id),
+               (SELECT COUNT(*) FROM {plan} pl WHERE pl.payment_request_id = r.id AND pl.status IN ({running}))
         FROM {request} r JOIN {creditor} cr ON cr.id = r.creditor_id JOIN {customer} cu ON cu.id = r.customer_id
         WHERE r.token = %s"""
 

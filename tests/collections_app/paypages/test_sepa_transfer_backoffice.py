@@ -217,3 +217,36 @@ def test_one_off_sepa_debits_are_listed_for_the_collection_run(pay_request):
     due = list(sepa_single_debits_due(on_or_before=day))
     assert [(p.pk, p.collection_date, p.mandate_id) for p in due] == [
         (submission.payment_id, day, submission.mandate_id)]
+
+
+def test_operator_negotiates_a_plan_and_cancels_a_request_in_the_back_office(admin_client, debtor):
+    request = make_request(debtor, amount="100.00")
+    today = dt.date.today()
+    dates = [today + dt.timedelta(days=d) for d in (10, 40, 70)]
+    data = {"creditor": debtor.creditor_id, "customer": debtor.pk, "payment_request": request.pk, "method": "transfer", "currency": "EUR",
+            "origin": "operator",
+            "installments-TOTAL_FORMS": "3", "installments-INITIAL_FORMS": "0",
+            "installments-MIN_NUM_FORMS": "0", "installments-MAX_NUM_FORMS": "1000"}
+    for i, (day, amount) in enumerate(zip(dates, ("50.00", "30.00", "20.00"), strict=True)):
+        data.update({f"installments-{i}-sequence": str(i + 1), f"installments-{i}-due_date": day.isoformat(),
+                     f"installments-{i}-amount": amount, f"installments-{i}-currency": "EUR"})
+    assert "/instalments/" in client_get_pay_page(admin_client, request)  # offered, and now cached
+    response = admin_client.post("/admin/collections_app/installmentplan/add/", data)
+    errors = __import__("re").findall(r"errorlist[^>]*>(.*?)</ul>", response.content.decode(), __import__("re").S)
+    assert response.status_code == 302, errors
+    plan = request.instalment_plans.get()
+    assert [(i.due_date, i.amount) for i in plan.installments.order_by("sequence")] == [
+        (dates[0], Decimal("50.00")), (dates[1], Decimal("30.00")), (dates[2], Decimal("20.00"))]
+    # with a plan running, the debtor is not offered another one
+    request.refresh_from_db()
+    assert not pp.pay_options(request).instalments
+    assert "/instalments/" not in client_get_pay_page(admin_client, request)
+    other = make_request(debtor, amount="15.00")
+    admin_client.post("/admin/collections_app/paymentrequest/", {
+        "action": "cancel_requests", "_selected_action": [other.pk]})
+    other.refresh_from_db()
+    assert other.status == "cancelled"
+
+
+def client_get_pay_page(client, request) -> str:
+    return client.get(f"/pay/{request.token}/").content.decode()
