@@ -13,7 +13,7 @@ from django.utils import timezone
 from collections_app import services
 from collections_app.models import Customer, PaymentRequest, new_token
 from collections_app.paypages import services as pp
-from tests.collections_app.paypages.conftest import form_nonce
+from tests.collections_app.paypages.conftest import form_nonce, post_back_fields
 from tests.collections_app.paypages.helpers import card_pay
 from tests.factories import CustomerFactory, make_request
 
@@ -238,7 +238,7 @@ def test_a_card_paying_a_plan_cannot_be_removed_from_the_portal(client, debtor):
     gateway = client.post("/sandbox-gateway/checkout/", {
         "number": "4242424242424242", "exp_month": "12", "exp_year": "39", "cvc": "123",
         "return_url": f"/pay/{request.token}/card/{submission.nonce}/return/"})
-    token = dict(__import__("re").findall(r'name="([^"]+)" value="([^"]*)"', gateway.content.decode()))["token"]
+    token = post_back_fields(gateway.content.decode())["token"]
     client.post(f"/pay/{request.token}/card/{submission.nonce}/return/", {"token": token})
     card = debtor.saved_cards.get()
     response = client.post(f"/portal/{debtor.portal_token}/?lang=en", {"card": card.pk})

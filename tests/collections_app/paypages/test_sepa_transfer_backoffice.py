@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -223,8 +224,8 @@ def test_operator_negotiates_a_plan_and_cancels_a_request_in_the_back_office(adm
     request = make_request(debtor, amount="100.00")
     today = dt.date.today()
     dates = [today + dt.timedelta(days=d) for d in (10, 40, 70)]
-    data = {"creditor": debtor.creditor_id, "customer": debtor.pk, "payment_request": request.pk, "method": "transfer", "currency": "EUR",
-            "origin": "operator",
+    data = {"creditor": debtor.creditor_id, "customer": debtor.pk, "payment_request": request.pk,
+            "method": "transfer", "currency": "EUR", "origin": "operator",
             "installments-TOTAL_FORMS": "3", "installments-INITIAL_FORMS": "0",
             "installments-MIN_NUM_FORMS": "0", "installments-MAX_NUM_FORMS": "1000"}
     for i, (day, amount) in enumerate(zip(dates, ("50.00", "30.00", "20.00"), strict=True)):
@@ -232,7 +233,7 @@ def test_operator_negotiates_a_plan_and_cancels_a_request_in_the_back_office(adm
                      f"installments-{i}-amount": amount, f"installments-{i}-currency": "EUR"})
     assert "/instalments/" in client_get_pay_page(admin_client, request)  # offered, and now cached
     response = admin_client.post("/admin/collections_app/installmentplan/add/", data)
-    errors = __import__("re").findall(r"errorlist[^>]*>(.*?)</ul>", response.content.decode(), __import__("re").S)
+    errors = re.findall(r"errorlist[^>]*>(.*?)</ul>", response.content.decode(), re.S)
     assert response.status_code == 302, errors
     plan = request.instalment_plans.get()
     assert [(i.due_date, i.amount) for i in plan.installments.order_by("sequence")] == [
