@@ -273,7 +273,18 @@ def card_token_receive(*, submission: PaySubmission, card_token: str) -> PaySubm
                                idempotency_key=submission.nonce,
                                description=f"{payment_request.reference} {payment_request.short_reference}",
                                return_url=card_return_url(submission))
-    return _card_outcome_record(submission=submission, result=result)
+    return _card_outcome_record(submission=submission, result=_capture(gateway, submission, result))
+
+
+def _capture(gateway, submission: PaySubmission, result: GatewayResult) -> GatewayResult:
+    """An authorised payment is captured at once: the debtor is paying what is due now."""
+    if not result.succeeded:
+        return result
+    captured = gateway.capture(reference=result.reference, amount=submission.amount, currency=submission.currency,
+                               idempotency_key=f"{submission.nonce}:capture")
+    return captured if captured.reference else GatewayResult(status=captured.status, reference=result.reference,
+                                                              decline_code=captured.decline_code,
+                                                              message=captured.message)
 
 
 @transaction.atomic
@@ -301,10 +312,11 @@ def _card_outcome_record(*, submission: PaySubmission, result: GatewayResult) ->
 
 def card_challenge_complete(*, submission: PaySubmission, result: str) -> PaySubmission:
     """Step 3 after 3-D Secure: the payer is back from the bank's page."""
-    outcome = get_gateway().action_result(result=result)
+    gateway = get_gateway()
+    outcome = gateway.action_result(result=result)
     if submission.payment is None or outcome.reference != submission.payment.gateway_reference:
         raise ValidationFailed(_("This 3-D Secure answer is not for this payment."), field="result")
-    return _card_outcome_record(submission=submission, result=outcome)
+    return _card_outcome_record(submission=submission, result=_capture(gateway, submission, outcome))
 
 
 # --------------------------------------------------------------------------- SEPA direct debit
