@@ -72,9 +72,7 @@ def pay_options(payment_request: PaymentRequest, *, balance: Decimal | None = No
     creditor = payment_request.creditor
     methods = tuple(m for m in (PaymentMethod.CARD, PaymentMethod.SEPA_DD, PaymentMethod.TRANSFER)
                     if m in payment_request.allowed_methods)
-    allow_partial = creditor.allow_partial_payments if payment_request.allow_partial is None \
-        else payment_request.allow_partial
-    min_partial = payment_request.min_partial_amount or creditor.min_partial_amount
+    allow_partial, min_partial = partial_rules(payment_request)
     allow_instalments = creditor.allow_instalments if payment_request.allow_instalments is None \
         else payment_request.allow_instalments
     balance = payment_request.amount_due if balance is None else balance
@@ -88,12 +86,19 @@ def pay_options(payment_request: PaymentRequest, *, balance: Decimal | None = No
         counts = tuple(n for n in range(2, min(top, 12) + 1) if balance / n >= creditor.min_instalment_amount)
         instalment_methods = tuple(m for m in (PaymentMethod.CARD, PaymentMethod.SEPA_DD)
                                    if m in methods and m in (creditor.instalment_methods or []))
-    return PayOptions(methods=methods, allow_partial=bool(allow_partial), min_partial_amount=min_partial,
+    return PayOptions(methods=methods, allow_partial=allow_partial, min_partial_amount=min_partial,
                       instalment_methods=instalment_methods, instalment_counts=counts,
                       min_instalment_amount=creditor.min_instalment_amount)
 
 
 IN_FLIGHT = (Payment.Status.PENDING, Payment.Status.PROCESSING)
+
+
+def partial_rules(payment_request: PaymentRequest) -> tuple[bool, Decimal]:
+    """May the debtor pay part, and at least how much (the request's settings, else the creditor's)."""
+    creditor = payment_request.creditor
+    allow = creditor.allow_partial_payments if payment_request.allow_partial is None else payment_request.allow_partial
+    return bool(allow), payment_request.min_partial_amount or creditor.min_partial_amount
 
 
 def available_balance(payment_request: PaymentRequest, *, reserved: Decimal | None = None) -> Decimal:
@@ -135,14 +140,14 @@ def amount_check(payment_request: PaymentRequest, value: Any, *, balance: Decima
             _("The amount is above the remaining balance of %(balance)s %(currency)s.")
             % {"balance": balance, "currency": payment_request.currency}, field="amount")
     if amount < balance:
-        options = pay_options(payment_request, balance=balance)
-        if not options.allow_partial:
+        allow_partial, minimum = partial_rules(payment_request)
+        if not allow_partial:
             raise ValidationFailed(_("This request must be paid in full (%(balance)s %(currency)s).")
                                    % {"balance": balance, "currency": payment_request.currency}, field="amount")
-        if amount < options.min_partial_amount:
+        if amount < minimum:
             raise ValidationFailed(
                 _("The minimum payment is %(minimum)s %(currency)s (or the full remaining balance).")
-                % {"minimum": options.min_partial_amount, "currency": payment_request.currency}, field="amount")
+                % {"minimum": minimum, "currency": payment_request.currency}, field="amount")
     return amount
 
 

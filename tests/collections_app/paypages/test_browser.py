@@ -52,6 +52,13 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def assert_labelled(page) -> None:
+    """Every field a person fills in has a label that screen readers announce."""
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+        .filter(el => el.labels.length === 0 && !el.getAttribute('aria-label')).map(el => el.name)""")
+    assert unlabelled == []
+
+
 def open_pay_page(page, live_server, request: PaymentRequest, suffix: str = "") -> None:
     page.goto(f"{live_server.url}/pay/{request.token}/{suffix}")
 
@@ -75,9 +82,11 @@ def test_pay_in_full_by_sandbox_card(page, live_server, english):
     assert page.get_by_test_id("balance").inner_text() == "120.00 EUR"
     shot(page, "01-pay-page-en")
     page.get_by_role("link", name="Pay by card").click()
+    assert_labelled(page)
     shot(page, "02-card-amount")
     page.get_by_role("button", name="Continue to card details").click()
     fill_card(page, "4242 4242 4242 4242")
+    assert_labelled(page)
     shot(page, "03-card-details")
     page.get_by_role("button", name="Pay 120.00 EUR").click()
     page.wait_for_url("**/done/**")
@@ -132,9 +141,11 @@ def test_sepa_mandate_signed_and_plan_scheduled(page, live_server, english):
     page.get_by_label("SEPA direct debit").check()
     page.get_by_role("button", name="See the schedule").click()
     assert page.get_by_test_id("schedule").locator("tbody tr").count() == 3
+    assert_labelled(page)
     shot(page, "09-instalments-sepa-schedule")
     page.get_by_role("link", name="Confirm and sign the direct debit mandate").click()
     assert english.creditor.sepa_creditor_identifier in page.locator(".mandate").inner_text()
+    assert_labelled(page)
     page.get_by_label("IBAN").fill("FR76 3000 6000 0112 3456 7890 188")  # a typo: clear error, nothing signed
     page.get_by_label("I have read the mandate").check()
     page.get_by_role("button", name="Sign the mandate").click()

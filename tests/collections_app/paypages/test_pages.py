@@ -9,9 +9,11 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
+from hypothesis import given, strategies as st
+from hypothesis import settings as hypothesis_settings
 
 from collections_app import services
-from collections_app.models import Customer, PaymentRequest, new_token
+from collections_app.models import Creditor, Customer, PaymentRequest, new_token
 from collections_app.paypages import services as pp
 from tests.collections_app.paypages.conftest import form_nonce, post_back_fields
 from tests.collections_app.paypages.helpers import card_pay
@@ -286,3 +288,36 @@ def test_landing_page_kept_rendered_only_while_nothing_it_shows_changed(client, 
     services.payment_create(customer=pay_request.customer, method="sepa_dd", amount="30.00",
                             payment_request=pay_request)
     assert "A payment is in progress" in client.get(url).content.decode()
+
+
+def test_sandbox_gateway_only_returns_to_this_site(client):
+    for target in ("https://evil.example/steal", "//evil.example/x", "javascript:alert(1)"):
+        response = client.post("/sandbox-gateway/checkout/", {
+            "number": "4242424242424242", "exp_month": "12", "exp_year": "39", "cvc": "123", "return_url": target})
+        assert response.status_code == 400
+
+
+@pytest.mark.parametrize("typed, expected", [
+    ("12,50", Decimal("12.50")), (" 12.5 ", Decimal("12.50")), ("1 00,00", Decimal("100.00")),
+    ("100", Decimal("100.00")),
+])
+def test_amounts_typed_the_french_or_english_way(pay_request, typed, expected):
+    assert pp.amount_check(pay_request, typed) == expected
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(cents=st.integers(min_value=-10**9, max_value=10**9))
+def test_amount_check_accepts_exactly_the_allowed_range(cents):
+    from collections_app.errors import ValidationFailed
+
+    # An unsaved request of an unsaved creditor with the defaults: partial payments from 10.00.
+    request = PaymentRequest(amount=Decimal("120.00"), amount_paid=Decimal("0.00"), currency="EUR",
+                             allowed_methods=["card"], creditor=Creditor())
+    amount = Decimal(cents).scaleb(-2)
+    allowed = amount == Decimal("120.00") or Decimal("10.00") <= amount <= Decimal("120.00")
+    try:
+        result = pp.amount_check(request, str(amount), balance=Decimal("120.00"))
+    except ValidationFailed as exc:
+        assert not allowed and exc.field == "amount"
+    else:
+        assert allowed and result == amount
