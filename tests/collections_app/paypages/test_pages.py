@@ -321,3 +321,17 @@ def test_amount_check_accepts_exactly_the_allowed_range(cents):
         assert not allowed and exc.field == "amount"
     else:
         assert allowed and result == amount
+
+
+def test_every_outcome_emits_its_event(client, pay_request):
+    from notifications.models import Event
+
+    card_pay(client, pay_request, number="4000000000009995", save_card=True)
+    failed = Event.objects.get(type="payment.failed")
+    assert failed.payload["reason_code"] == "insufficient_funds" and failed.payload["method"] == "card"
+    assert Event.objects.filter(type="card.saved").count() == 1
+    card_pay(client, pay_request, number="4242424242424242")
+    assert Event.objects.get(type="payment.succeeded").payload["amount"] == "120.00"
+    paid = Event.objects.get(type="payment_request.paid")
+    assert paid.payload["payment_request_id"] == pay_request.pk and paid.payload["amount_due"] == "0.00"
+    assert Event.objects.filter(type="invoice.paid").count() == 1
