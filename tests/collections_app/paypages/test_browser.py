@@ -173,7 +173,10 @@ def test_bank_transfer_page_with_a_scannable_epc_qr_code(page, live_server, engl
     assert page.get_by_test_id("reference").inner_text() == request.short_reference
     shot(page, "12-bank-transfer")
     qr_image = page.get_by_test_id("epc-qr")
-    assert qr_image.evaluate("img => img.complete && img.naturalWidth > 0")
+    # The click returns once the new page is committed, not once its images are in.
+    page.wait_for_load_state("load")
+    page.wait_for_function("() => { const img = document.querySelector('[data-testid=epc-qr]');"
+                           " return img.complete && img.naturalWidth > 0; }")
     # Decode what the screen shows, like a banking app's camera would.
     decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr_image.screenshot())))
     assert len(decoded) == 1
