@@ -82,9 +82,11 @@ def test_pay_in_full_by_sandbox_card(page, live_server, english):
     assert page.get_by_test_id("balance").inner_text() == "120.00 EUR"
     shot(page, "01-pay-page-en")
     page.get_by_role("link", name="Pay by card").click()
+    page.wait_for_url("**/card/")
     assert_labelled(page)
     shot(page, "02-card-amount")
     page.get_by_role("button", name="Continue to card details").click()
+    page.wait_for_url("**/card/*/")
     fill_card(page, "4242 4242 4242 4242")
     assert_labelled(page)
     shot(page, "03-card-details")
@@ -106,6 +108,7 @@ def test_declined_card_then_success_with_another_card(page, live_server, english
     assert page.get_by_test_id("decline").inner_text() == "Your bank declined the payment."
     shot(page, "05-card-declined")
     page.get_by_role("link", name="Try again with another card").click()
+    page.wait_for_url("**/card/")
     page.get_by_role("button", name="Continue to card details").click()
     fill_card(page, "5555 5555 5555 4444")
     page.get_by_role("button", name="Pay 80.00 EUR").click()
@@ -140,15 +143,18 @@ def test_sepa_mandate_signed_and_plan_scheduled(page, live_server, english):
     page.get_by_label("Number of instalments").select_option("3")
     page.get_by_label("SEPA direct debit").check()
     page.get_by_role("button", name="See the schedule").click()
+    page.wait_for_url("**count=3**")
     assert page.get_by_test_id("schedule").locator("tbody tr").count() == 3
     assert_labelled(page)
     shot(page, "09-instalments-sepa-schedule")
     page.get_by_role("link", name="Confirm and sign the direct debit mandate").click()
+    page.wait_for_url("**/sepa/?instalment_count=3")
     assert english.creditor.sepa_creditor_identifier in page.locator(".mandate").inner_text()
     assert_labelled(page)
     page.get_by_label("IBAN").fill("FR76 3000 6000 0112 3456 7890 188")  # a typo: clear error, nothing signed
     page.get_by_label("I have read the mandate").check()
     page.get_by_role("button", name="Sign the mandate").click()
+    page.locator("#iban-error").wait_for()
     assert "check digits do not match" in page.locator("#iban-error").inner_text()
     assert page.get_by_label("IBAN").get_attribute("aria-invalid") == "true"
     shot(page, "10-sepa-invalid-iban")
@@ -170,6 +176,7 @@ def test_bank_transfer_page_with_a_scannable_epc_qr_code(page, live_server, engl
     request = make_request(english, amount="99.90")
     open_pay_page(page, live_server, request)
     page.get_by_role("link", name="Pay by bank transfer").click()
+    page.wait_for_url("**/transfer/")
     assert page.get_by_test_id("reference").inner_text() == request.short_reference
     shot(page, "12-bank-transfer")
     qr_image = page.get_by_test_id("epc-qr")
@@ -191,9 +198,11 @@ def test_instalments_3x_by_card(page, live_server, english):
     request = make_request(english, amount="90.00")
     open_pay_page(page, live_server, request)
     page.get_by_role("link", name="Pay in up to 3 instalments").click()
+    page.wait_for_url("**/instalments/")
     page.get_by_label("Number of instalments").select_option("3")
     page.get_by_label("Card (first instalment today)").check()
     page.get_by_role("button", name="See the schedule").click()
+    page.wait_for_url("**count=3**")
     shot(page, "13-instalments-card-schedule")
     page.get_by_role("button", name="Confirm and pay the first instalment").click()
     fill_card(page, "4242 4242 4242 4242")
@@ -225,11 +234,13 @@ def test_french_and_english_with_the_switch(page, live_server, creditor):
     assert page.get_by_test_id("amount").inner_text() == "1234,50 EUR"
     shot(page, "16-transfer-fr")
     page.get_by_role("link", name="English").click()
+    page.wait_for_url("**lang=en")
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.locator("h1").inner_text() == "Bank transfer"
     assert page.get_by_test_id("amount").inner_text() == "1234.50 EUR"
     shot(page, "17-transfer-en")
     page.get_by_role("link", name="Français").click()
+    page.wait_for_url("**lang=fr")
     assert page.locator("html").get_attribute("lang") == "fr"
 
 
@@ -274,4 +285,5 @@ def test_customer_portal_and_paid_request_page(page, live_server, english):
     shot(page, "20-portal-card-removed")
     assert english.saved_cards.get().status == "removed"
     page.get_by_role("link", name=f"Pay {other.reference}").click()
+    page.wait_for_url(f"**/pay/{other.token}/")
     assert page.get_by_test_id("balance").inner_text() == "42.00 EUR"
