@@ -346,6 +346,10 @@ class InstallmentPlanAdmin(TimelineMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         pass  # created by installment_plan_create in save_related, once the schedule is known
 
+    def construct_change_message(self, request, form, formsets, add=False):
+        # The instalments were written by installment_plan_create, not saved by the formset.
+        return super().construct_change_message(request, form, [], add)
+
     def save_related(self, request, form, formsets, change):
         if change:
             return
@@ -405,3 +409,4 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+from collections_app.paypages.admin import *  # noqa: E402,F401,F403

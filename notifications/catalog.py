@@ -56,6 +56,8 @@ register("payment_request.paid", "The payment request is settled in full.", _REQ
 register("payment_request.reopened", "A reversed payment re-opened a settled request.", _REQUEST)
 register("payment_request.cancelled", "The payment request was cancelled.", _REQUEST)
 register("payment_request.expired", "The pay link expired before being settled.", _REQUEST)
+register("payment_request.link_sent", "An operator sent the pay link now by email or SMS.",
+         _REQUEST + ("channel", "recipient", "sent_by"))
 
 # payments
 _PAYMENT = ("payment_id", "method", "status", "previous_status", "amount", "currency",

@@ -93,6 +93,21 @@ class PaymentRequestViewSet(CreditorScopedViewSet, mixins.CreateModelMixin, mixi
         payment_request = services.payment_request_cancel(payment_request=self.get_object())
         return Response(self.get_serializer(payment_request).data)
 
+    @extend_schema(  # issue 3: QR code of the pay link, for paper letters
+        parameters=[OpenApiParameter("fmt", OpenApiTypes.STR, enum=["png", "svg"], description="png (default) or svg")],
+        responses={(200, "image/png"): OpenApiTypes.BINARY, (200, "image/svg+xml"): OpenApiTypes.STR})
+    @action(detail=True, methods=["get"])
+    def qr(self, request, pk=None):
+        from django.http import HttpResponse
+
+        from collections_app.paypages import qr
+
+        fmt = request.query_params.get("fmt", "png")
+        if fmt not in qr.FORMATS:
+            raise ValidationError({"fmt": ["Use png or svg."]})
+        body, content_type = qr.render(qr.pay_link_qr(self.get_object()), fmt)
+        return HttpResponse(body, content_type=content_type)
+
 
 class PaymentViewSet(CreditorScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     queryset = Payment.objects.prefetch_related("allocations__invoice").order_by("id")

@@ -38,6 +38,9 @@ class GatewayResult:
 
 class PaymentGateway(Protocol):
     name: str
+    # Where the pay page's card form posts (the gateway's side, never ours). The gateway
+    # tokenises the card and posts back {token} or {error} to the return_url it was given.
+    checkout_url: str
 
     def authorize(self, *, token: str, amount: Decimal, currency: str, idempotency_key: str,
                   description: str = "", return_url: str = "") -> GatewayResult:
@@ -55,6 +58,9 @@ class PaymentGateway(Protocol):
 
     def status(self, *, reference: str) -> GatewayResult:
         """Current status of a payment at the gateway."""
+
+    def action_result(self, *, result: str) -> GatewayResult:
+        """The outcome of a payer action (3-D Secure) from what the gateway's return carried."""
 
     def card_details(self, *, token: str) -> CardDetails | None:
         """Brand, last 4 and expiry of a tokenised card."""

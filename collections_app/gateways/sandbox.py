@@ -41,6 +41,7 @@ TEST_CARDS: dict[str, str] = {
     "4000000000003220": "3ds_success",
     "4000000000003063": "3ds_failure",
 }
+BEHAVIOURS = sorted(set(TEST_CARDS.values()))
 DECLINE_MESSAGES = {
     "insufficient_funds": "Insufficient funds.",
     "expired_card": "The card has expired.",
@@ -85,12 +86,12 @@ def _sign(data: bytes) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), data, hashlib.sha256).hexdigest()[:24]
 
 
-def _encode(kind: str, payload: dict) -> str:
+def _encode(kind: str, payload: dict | list) -> str:
     body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
     return f"{kind}_{body}.{_sign(body.encode())}"
 
 
-def _decode(kind: str, value: str) -> dict:
+def _decode(kind: str, value: str):
     try:
         prefix, rest = value.split("_", 1)
         body, signature = rest.rsplit(".", 1)
@@ -118,20 +119,27 @@ def tokenize(*, number: str, exp_month: int, exp_year: int, cvc: str, today: dt.
     behaviour = TEST_CARDS.get(number)
     if behaviour is None:
         raise SandboxError("incorrect_number", DECLINE_MESSAGES["incorrect_number"])
-    return _encode("tok", {"b": behaviour, "br": _brand(number), "l4": number[-4:], "m": exp_month, "y": exp_year,
-                           "n": secrets.token_hex(8)})
+    # Compact (a list, the behaviour by index) so that tokens fit SavedCard.gateway_token.
+    return _encode("tok", [BEHAVIOURS.index(behaviour), _brand(number), number[-4:], exp_month, exp_year,
+                           secrets.token_hex(4)])
+
+
+def _card_data(token: str) -> dict:
+    b, br, l4, m, y, _n = _decode("tok", token)
+    return {"b": BEHAVIOURS[b], "br": br, "l4": l4, "m": m, "y": y}
 
 
 class SandboxGateway:
     name = "sandbox"
+    checkout_url = "/sandbox-gateway/checkout/"
 
     def card_details(self, *, token: str) -> CardDetails | None:
-        data = _decode("tok", token)
+        data = _card_data(token)
         return CardDetails(brand=data["br"], last4=data["l4"], exp_month=data["m"], exp_year=data["y"])
 
     def _outcome(self, *, token: str, amount: Decimal, currency: str, idempotency_key: str,
                  allow_challenge: bool, return_url: str = "") -> GatewayResult:
-        data = _decode("tok", token)
+        data = _card_data(token)
         card = CardDetails(brand=data["br"], last4=data["l4"], exp_month=data["m"], exp_year=data["y"])
         behaviour = data["b"]
         # Same idempotency key, same reference: a replayed call is the same payment.
@@ -160,6 +168,14 @@ class SandboxGateway:
         return GatewayResult(status="failed", reference=data["r"], decline_code="authentication_failed",
                              message=DECLINE_MESSAGES["authentication_failed"], raw={"return_url": data["u"]})
 
+    def action_result(self, *, result: str) -> GatewayResult:
+        """Read the signed outcome the 3-D Secure page sent back with the payer."""
+        data = _decode("res", result)
+        if data["s"] == "succeeded":
+            return GatewayResult(status="succeeded", reference=data["r"])
+        return GatewayResult(status="failed", reference=data["r"], decline_code=data["d"],
+                             message=DECLINE_MESSAGES.get(data["d"], ""))
+
     def capture(self, *, reference: str, amount: Decimal, currency: str, idempotency_key: str) -> GatewayResult:
         return GatewayResult(status="succeeded", reference=reference)
 
@@ -174,3 +190,8 @@ class SandboxGateway:
 
     def status(self, *, reference: str) -> GatewayResult:
         return GatewayResult(status="succeeded" if reference.startswith("sbx_") else "failed", reference=reference)
+
+
+def challenge_result_encode(result: GatewayResult) -> str:
+    """Gateway side: the signed outcome carried back to the merchant's return URL."""
+    return _encode("res", {"r": result.reference, "s": result.status, "d": result.decline_code})

@@ -211,3 +211,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 # Product settings
 IDEMPOTENCY_KEY_TTL_HOURS = 24
 PAY_LINK_DEFAULT_VALIDITY_DAYS = 90
+
+# Pay pages (issue 3)
+SEPA_PRENOTIFICATION_DAYS = 14  # the SEPA rulebook's default; creditors may agree fewer in the mandate terms
+PAYPAGE_RATE_LIMIT = (60, 60)  # requests per client IP per window of seconds, on the public pages

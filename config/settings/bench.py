@@ -8,3 +8,4 @@ LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"handlers":
            "loggers": {"django-q": {"level": "ERROR"}}}
 ROOT_URLCONF = "bench.urls"
 ALLOWED_HOSTS = ["*"]
+PAYPAGE_RATE_LIMIT = (10**9, 60)  # the benchmark measures the page, not the 429
