@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -49,19 +50,20 @@ PAGE_CACHE_SECONDS = 300
 
 
 def decline_message(code: str) -> str:
+    # Lazy: the page activates the debtor's language after the context is built.
     messages = {
-        "insufficient_funds": _("Insufficient funds on this card."),
-        "expired_card": _("This card has expired."),
-        "do_not_honor": _("Your bank declined the payment."),
-        "lost_card": _("This card cannot be used."),
-        "processing_error": _("A processing error occurred; please try again."),
-        "incorrect_number": _("The card number is not valid."),
-        "incorrect_cvc": _("The security code is not valid."),
-        "invalid_expiry": _("The expiry date is not valid."),
-        "authentication_failed": _("The 3-D Secure authentication failed."),
-        "amount_exceeds_balance": _("The amount is above the remaining balance."),
+        "insufficient_funds": gettext_lazy("Insufficient funds on this card."),
+        "expired_card": gettext_lazy("This card has expired."),
+        "do_not_honor": gettext_lazy("Your bank declined the payment."),
+        "lost_card": gettext_lazy("This card cannot be used."),
+        "processing_error": gettext_lazy("A processing error occurred; please try again."),
+        "incorrect_number": gettext_lazy("The card number is not valid."),
+        "incorrect_cvc": gettext_lazy("The security code is not valid."),
+        "invalid_expiry": gettext_lazy("The expiry date is not valid."),
+        "authentication_failed": gettext_lazy("The 3-D Secure authentication failed."),
+        "amount_exceeds_balance": gettext_lazy("The amount is above the remaining balance."),
     }
-    return messages.get(code, _("The payment was declined."))
+    return messages.get(code, gettext_lazy("The payment was declined."))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -115,7 +117,7 @@ def _reserved_subquery():
     return Coalesce(Subquery(reserved), Value(Decimal("0.00")), output_field=DecimalField())
 
 
-def _request_or_404(token: str) -> PaymentRequest:
+def _request_or_404(request, token: str) -> PaymentRequest:
     # Tokens are 43 URL-safe characters; anything else is not even looked up.
     if not pp.NONCE_RE.match(token):
         raise Http404
@@ -126,7 +128,13 @@ def _request_or_404(token: str) -> PaymentRequest:
     except PaymentRequest.DoesNotExist:
         raise Http404 from None
     payment_request.customer.creditor = payment_request.creditor
+    _activate_language(request, payment_request.customer)
     return payment_request
+
+
+def _activate_language(request, customer: Customer) -> None:
+    # Before any domain call: its error messages are translated when raised.
+    translation.activate(_language(request, customer.locale, customer.creditor.default_locale)[0])
 
 
 def _submission_or_404(payment_request: PaymentRequest, nonce: str) -> PaySubmission:
@@ -173,7 +181,7 @@ def pay(request, token: str):
     if head is None:
         raise Http404
     if pp.pay_state(status=head["status"], expires_at=head["expires_at"]) != "open":
-        payment_request = _request_or_404(token)
+        payment_request = _request_or_404(request, token)
         return _closed_page(request, payment_request, pp.pay_page_state(payment_request))
     # Everything the page shows, summed up: when none of it changed, the page is served again
     # as rendered, after this one small query (the full page needs three and a template).
@@ -184,7 +192,7 @@ def pay(request, token: str):
     if html is not None:
         translation.activate(language)
         return _language_cookie(HttpResponse(html), language, explicit)
-    payment_request = _request_or_404(token)
+    payment_request = _request_or_404(request, token)
     return _page(request, "paypages/pay.html",
                  lambda: {**_base_context(payment_request),
                           "invoices": list(payment_request.invoices.order_by("due_date", "pk"))},
@@ -240,7 +248,7 @@ def _pay_page_head(token: str) -> dict | None:
 @require_http_methods(["GET", "POST"])
 @rate_limited("pay")
 def card(request, token: str):
-    payment_request = _request_or_404(token)
+    payment_request = _request_or_404(request, token)
     state = pp.pay_page_state(payment_request)
     if state != "open":
         return _closed_page(request, payment_request, state)
@@ -268,7 +276,7 @@ def card(request, token: str):
 @require_GET
 @rate_limited("pay")
 def card_entry(request, token: str, nonce: str):
-    payment_request = _request_or_404(token)
+    payment_request = _request_or_404(request, token)
     submission = _submission_or_404(payment_request, nonce)
     if submission.status != PaySubmission.Status.AWAITING_CARD:
         return _submission_redirect(payment_request, submission)
@@ -298,7 +306,7 @@ def _card_schedule(payment_request, submission):
 @require_POST
 @rate_limited("pay")
 def card_return(request, token: str, nonce: str):
-    payment_request = _request_or_404(token)
+    payment_request = _request_or_404(request, token)
     submission = _submission_or_404(payment_request, nonce)
     card_token = request.POST.get("token", "")
     if not card_token:
@@ -316,7 +324,7 @@ def card_return(request, token: str, nonce: str):
 @require_GET
 @rate_limited("pay")
 def card_complete(request, token: str, nonce: str):
-    payment_request = _request_or_404(token)
+    payment_request = _request_or_404(request, token)
     submission = _submission_or_404(payment_request, nonce)
     if submission.status == PaySubmission.Status.AWAITING_ACTION:
         try:
@@ -329,7 +337,7 @@ def card_complete(request, token: str, nonce: str):
 @require_GET
 @rate_limited("pay")
 def result(request, token: str, nonce: str):
-    payment_request = _request_or_404(token)
+    payment_request = _request_or_404(request, token)
     submission = _submission_or_404(payment_request, nonce)
     context = {**_base_context(payment_request), "submission": submission, "paid": payment_request.status == "paid",
                "decline": decline_message(submission.decline_code) if submission.decline_code else ""}
@@ -347,7 +355,7 @@ def result(request, token: str, nonce: str):
 @require_http_methods(["GET", "POST"])
 @rate_limited("pay")
 def sepa(request, token: str):
-    payment_request = _request_or_404(token)
+    payment_request = _request_or_404(request, token)
     state = pp.pay_page_state(payment_request)
     if state != "open":
         return _closed_page(request, payment_request, state)
@@ -391,7 +399,7 @@ def sepa(request, token: str):
 @require_GET
 @rate_limited("pay")
 def transfer(request, token: str):
-    payment_request = _request_or_404(token)
+    payment_request = _request_or_404(request, token)
     state = pp.pay_page_state(payment_request)
     if state != "open":
         return _closed_page(request, payment_request, state)
@@ -410,7 +418,7 @@ def transfer(request, token: str):
 @require_GET
 @rate_limited("qr")
 def transfer_qr(request, token: str, fmt: str):
-    payment_request = _request_or_404(token)
+    payment_request = _request_or_404(request, token)
     if pp.pay_page_state(payment_request) != "open" or not qr.epc_available(payment_request):
         raise Http404
     body, content_type = qr.render(qr.epc_qr(payment_request), fmt)
@@ -422,7 +430,7 @@ def transfer_qr(request, token: str, fmt: str):
 @require_GET
 @rate_limited("qr")
 def pay_link_qr(request, token: str, fmt: str):
-    payment_request = _request_or_404(token)
+    payment_request = _request_or_404(request, token)
     body, content_type = qr.render(qr.pay_link_qr(payment_request), fmt)
     return HttpResponse(body, content_type=content_type)
 
@@ -433,7 +441,7 @@ def pay_link_qr(request, token: str, fmt: str):
 @require_GET
 @rate_limited("pay")
 def instalments(request, token: str):
-    payment_request = _request_or_404(token)
+    payment_request = _request_or_404(request, token)
     state = pp.pay_page_state(payment_request)
     if state != "open":
         return _closed_page(request, payment_request, state)
@@ -468,6 +476,7 @@ def portal(request, token: str):
     customer = Customer.objects.select_related("creditor").filter(portal_token=token).first()
     if customer is None:
         raise Http404
+    _activate_language(request, customer)
     errors: dict[str, str] = {}
     notice = ""
     if request.method == "POST":

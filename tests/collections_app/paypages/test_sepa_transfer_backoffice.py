@@ -203,7 +203,8 @@ def test_pay_link_is_not_sent_for_a_closed_request(admin_client, pay_request):
 
     services.payment_request_cancel(payment_request=pay_request)
     response = admin_client.post("/admin/collections_app/paymentrequest/", {
-        "action": "send_link_by_email", "_selected_action": [pay_request.pk]}, follow=True)
+        "action": "send_link_by_email", "_selected_action": [pay_request.pk]}, follow=True,
+        HTTP_ACCEPT_LANGUAGE="en")
     assert "can no longer be paid" in response.content.decode()
     assert not Event.objects.filter(type="payment_request.link_sent").exists()
 
