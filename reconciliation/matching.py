@@ -17,7 +17,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Replace, Upper
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.utils import default_process
@@ -151,14 +152,16 @@ def _rule_reference(pending: list[BankTransaction], found: dict[int, _Candidate]
     if all_candidates:
         scope = Q() if unscoped else Q(creditor_id__in=creditor_ids)
         fields = ("pk", "creditor_id", "customer_id", "reference", "short_reference", "status")
-        for row in PaymentRequest.objects.filter(scope).filter(
-                Q(short_reference__in=all_candidates) | Q(reference__in=all_candidates)).values(*fields):
+        for row in PaymentRequest.objects.filter(scope, short_reference__in=all_candidates).values(*fields):
             requests[row["short_reference"]].append(row)
-            if row["reference"] != row["short_reference"]:
-                requests[row["reference"]].append(row)
-        for row in Invoice.objects.filter(scope, external_ref__in=all_candidates).values(
-                "pk", "creditor_id", "customer_id", "external_ref", "status"):
-            invoices[row["external_ref"]].append(row)
+        for row in (PaymentRequest.objects.annotate(canon=canonical_sql("reference"))
+                    .filter(scope, canon__in=all_candidates).values(*fields, "canon")):
+            if row not in requests[row["canon"]]:
+                requests[row["canon"]].append(row)
+        for row in (Invoice.objects.annotate(canon=canonical_sql("external_ref"))
+                    .filter(scope, canon__in=all_candidates)
+                    .values("pk", "creditor_id", "customer_id", "external_ref", "status", "canon")):
+            invoices[row["canon"]].append(row)
     unresolved = []
     for tx in pending:
         tokens = per_tx[tx.pk]
@@ -171,6 +174,15 @@ def _rule_reference(pending: list[BankTransaction], found: dict[int, _Candidate]
             unresolved.append(tx)
     if unresolved:
         _reference_typos(unresolved, per_tx, found)
+
+
+def canonical_sql(field_name: str):
+    """UPPER(REPLACE(...)) of a reference: the SQL twin of references.canonical, which the
+    expression indexes of migration 0002 serve."""
+    expression = F(field_name)
+    for char in references.CANONICAL_SQL_CHARS:
+        expression = Replace(expression, Value(char), Value(""))
+    return Upper(expression)
 
 
 def _same_creditor(tx: BankTransaction, row: dict) -> bool:

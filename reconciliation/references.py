@@ -9,6 +9,8 @@ from stdnum import iso11649
 TOKEN_RE = re.compile(r"[A-Za-z0-9]+(?:[-/_.][A-Za-z0-9]+)*")
 RF_RE = re.compile(r"RF\s?\d{2}(?:\s?[0-9A-Z]){1,21}", re.IGNORECASE)
 SEPARATORS_RE = re.compile(r"[-/_. ]")
+# The same normalisation in SQL (PostgreSQL and SQLite), indexed by migration 0002.
+CANONICAL_SQL_CHARS = ("-", "/", "_", ".", " ")
 MIN_LENGTH = 4
 MAX_LENGTH = 64
 
@@ -35,24 +37,21 @@ def _digit_fix(token: str) -> str:
 
 
 def candidates(*texts: str) -> set[str]:
-    """Every string that may be one of our references, as written and normalised."""
+    """Every canonical string (upper case, no separators) that may be one of our references."""
     text = " ".join(t for t in texts if t)
     if not text:
         return set()
     found: set[str] = set()
-    tokens = TOKEN_RE.findall(text)
-    upper = [t.upper() for t in tokens]
-    for raw, up in zip(tokens, upper):
-        found.update((raw, up, SEPARATORS_RE.sub("", up), _digit_fix(up)))
-    # References split by spaces ("INV 2024 0012", "ABCD EFGH"): join neighbours.
-    for size in (2, 3):
-        for i in range(len(upper) - size + 1):
-            parts = upper[i:i + size]
-            found.update(("".join(parts), "-".join(parts), " ".join(parts), _digit_fix("".join(parts))))
+    words = [SEPARATORS_RE.sub("", t.upper()) for t in TOKEN_RE.findall(text)]
+    # References split by spaces ("INV 2024 0012", "ABCD EFGH"): join neighbours too.
+    for size in (1, 2, 3):
+        for i in range(len(words) - size + 1):
+            joined = "".join(words[i:i + size])
+            found.update((joined, _digit_fix(joined)))
     for ref in rf_references(text):
         found.update((ref, _digit_fix(ref)))
     return {c for c in found if MIN_LENGTH <= len(c) <= MAX_LENGTH}
 
 
 def canonical(value: str) -> str:
-    return _digit_fix(SEPARATORS_RE.sub("", value.upper()))
+    return SEPARATORS_RE.sub("", value.upper())

@@ -176,7 +176,7 @@ def _entry(data: dict, header: StatementHeader, number: int) -> Entry:
         else:
             entry.remittance_info = details_raw[:1000]
     if entry.is_reversal and not entry.reason_code:
-        found = ISO_REASON_RE.search(details_raw)
+        found = ISO_REASON_RE.search(f"{details_raw} {entry.remittance_info} {data.get('posting_text') or ''}")
         entry.reason_code = found.group(1) if found else ""
     if not entry.remittance_info:
         entry.remittance_info = details_raw[:1000]
