@@ -53,7 +53,8 @@ def matching_rules_ensure() -> list[MatchingRule]:
 class _Candidate:
     target: Target | None = None
     ambiguous: bool = False
-    suggestions: dict[int, tuple[int, str, int]] = field(default_factory=dict)  # invoice -> (score, why, customer)
+    # invoice id -> (score, why, customer id, whether it rests on the amount due)
+    suggestions: dict[int, tuple[int, str, int, bool]] = field(default_factory=dict)
 
 
 def transactions_match(*, statement_ids: list[int] | None = None, transaction_ids: list[int] | None = None,
@@ -108,6 +109,7 @@ def _match_chunk(chunk: list[BankTransaction], rules: list[MatchingRule]) -> dic
             if found[tx.pk].target is not None and tx.pk not in winners:
                 winners[tx.pk] = rule
     matched_per_rule: dict[int, int] = defaultdict(int)
+    review = []
     for tx in credits:
         candidate = found[tx.pk]
         if candidate.target is not None:
@@ -117,8 +119,20 @@ def _match_chunk(chunk: list[BankTransaction], rules: list[MatchingRule]) -> dic
                 matched_per_rule[winners[tx.pk].pk] += 1
                 counts["matched"] += 1
                 continue
-            except DomainError as exc:
-                candidate.suggestions.setdefault(0, (0, f"automatic match failed: {exc.message}"[:255], 0))
+            except DomainError:
+                pass
+        review.append(tx)
+    # Suggestions were looked up before this chunk's allocations: keep only those still true, so
+    # that running the matching again finds exactly the same ones.
+    suggested = {pk for tx in review for pk in found[tx.pk].suggestions}
+    still_due = dict(Invoice.objects.filter(pk__in=suggested, status__in=OPEN)
+                     .annotate(due=F("amount_total") - F("amount_paid") - F("amount_written_off"))
+                     .values_list("pk", "due")) if suggested else {}
+    for tx in review:
+        candidate = found[tx.pk]
+        candidate.suggestions = {
+            pk: value for pk, value in candidate.suggestions.items()
+            if pk in still_due and (value[3] is False or still_due[pk] == tx.amount)}
         _to_review(tx, candidate)
         counts["unmatched"] += 1
     for rule_id, count in matched_per_rule.items():
@@ -202,7 +216,8 @@ def _reference_target(tx, hit_requests: dict, hit_invoices: dict, candidate: _Ca
     if len(hit_requests) > 1 or len(customers) > 1:
         candidate.ambiguous = True
         for pk, inv in open_invoices.items():
-            candidate.suggestions[pk] = (90, f"reference {inv['external_ref']} (several possible)", inv["customer_id"])
+            candidate.suggestions[pk] = (90, f"reference {inv['external_ref']} (several possible)", inv["customer_id"],
+                                         False)
     return None
 
 
@@ -273,20 +288,20 @@ def _rule_amount_name(pending: list[BankTransaction], found: dict[int, _Candidat
             score = int(fuzz.token_set_ratio(payer, default_process(_name(row))))
             if score >= rule.min_score:
                 found[tx.pk].suggestions.setdefault(
-                    row["pk"], (score, f"amount {tx.amount} and name {_name(row)} ({score}%)", row["customer_id"]))
+                    row["pk"], (score, f"amount {tx.amount} and name {_name(row)} ({score}%)", row["customer_id"], True))
 
 
 # --------------------------------------------------------------------------- outcomes
 
 
 def _to_review(tx: BankTransaction, candidate: _Candidate) -> None:
-    wanted = {pk: s for pk, s in candidate.suggestions.items() if pk}
+    wanted = candidate.suggestions
     existing = {s.invoice_id: s for s in tx.suggestions.all()}
     stale = [s.pk for pk, s in existing.items() if pk not in wanted]
     if stale:
         Suggestion.objects.filter(pk__in=stale).delete()
     new = [Suggestion(transaction=tx, invoice_id=pk, customer_id=customer_id, score=score, reason=reason[:255])
-           for pk, (score, reason, customer_id) in wanted.items() if pk not in existing]
+           for pk, (score, reason, customer_id, _amount) in wanted.items() if pk not in existing]
     if new:
         Suggestion.objects.bulk_create(new, ignore_conflicts=True)
     if tx.status != BankTransaction.Status.UNMATCHED:
