@@ -80,6 +80,13 @@ def allocate(tx: BankTransaction, target: Target, *, rule: MatchingRule | None =
         payment_record_success(payment=main, gateway_reference=tx.bank_reference)
         remaining = ZERO
     else:
+        if target.invoice_ids and not target.payment_request_id and lines is None:
+            # An invoice number quoted for an invoice that has its own pay link: settle the link too.
+            requests = list(PaymentRequest.objects.filter(invoices__in=target.invoice_ids,
+                                                          status__in=PaymentRequest.OPEN_STATUSES)
+                            .distinct().values_list("pk", flat=True)[:2])
+            if len(requests) == 1:
+                target.payment_request_id = requests[0]
         if target.payment_request_id and lines is None:
             candidate = PaymentRequest.objects.get(pk=target.payment_request_id)
             if (candidate.status in PaymentRequest.OPEN_STATUSES and candidate.currency == tx.currency

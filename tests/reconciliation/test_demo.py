@@ -3,6 +3,7 @@ import json
 import pytest
 from django.core.management import call_command
 
+from collections_app.models import PaymentRequest
 from reconciliation.models import BankTransaction
 
 
@@ -17,3 +18,6 @@ def test_seed_demo_is_idempotent_and_fills_the_review_queue(capsys):
     assert BankTransaction.objects.count() == 4
     assert BankTransaction.objects.filter(status="matched").count() == 2
     assert BankTransaction.objects.filter(status="unmatched").count() == 2
+    # the invoice number quoted settles the invoice's own pay link as well
+    request = PaymentRequest.objects.get(invoices__external_ref="F2026-1000")
+    assert request.status == PaymentRequest.Status.PAID
