@@ -23,10 +23,15 @@ RETURN_SUBFAMILIES = {"UPDD", "PRDD", "RRTN", "ARET", "RCDD", "RPCR"}
 HEAD_BYTES = 64 * 1024
 
 
+ROOT_START_RE = re.compile(rb"<[A-Za-z_]")
+
+
 def check_prolog(head: bytes) -> None:
-    """Refuse a DTD: an internal subset can declare entities (billion laughs, external files)."""
-    upper = head.upper()
-    if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
+    """Refuse a DTD: an internal subset can declare entities (billion laughs, external files).
+    A DTD can only stand in the prolog, before the root element's start tag."""
+    root = ROOT_START_RE.search(head)
+    prolog = head[: root.start()] if root else head
+    if b"<!DOCTYPE" in prolog.upper() or b"<!ENTITY" in prolog.upper():
         raise StatementParseError("XML documents with a DTD or entity declarations are refused")
 
 
@@ -110,8 +115,14 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
     index = -1
     header: StatementHeader | None = None
     entry_number = 0
+    checked = False
     try:
         for event, el in context:
+            if not checked:
+                # Belt and braces for a DTD pushed beyond the scanned head by padding.
+                if el.getroottree().docinfo.doctype:
+                    raise StatementParseError("XML documents with a DTD or entity declarations are refused")
+                checked = True
             tag = el.tag
             if tag == p("GrpHdr"):
                 if event == "end":

@@ -73,3 +73,16 @@ def test_overpayment_spread_to_other_open_invoices(world):
     world.curie.refresh_from_db()
     assert world.curie_1.status == Invoice.Status.PAID and world.curie_2.status == Invoice.Status.PAID
     assert world.curie.credit_balance == Decimal("30.00")
+
+
+def test_dtd_hidden_behind_padding_is_refused_too():
+    bomb = sample("xml_bomb_camt053.xml")
+    padded = bomb.replace(b"<!DOCTYPE", b"<!--" + b" " * 70000 + b"-->\n<!DOCTYPE", 1)
+    with pytest.raises(StatementParseError):
+        entries(padded)
+    with pytest.raises(StatementParseError):
+        list(parse(io.BytesIO(padded), "camt.053"))
+    # text that merely mentions a DOCTYPE inside the document is no reason to refuse it
+    harmless = sample("camt053_v02_bnp.xml").replace(b"<Ustrd>merci</Ustrd>",
+                                                     b"<Ustrd>&lt;!DOCTYPE merci</Ustrd>")
+    assert len(entries(harmless)) == 8
