@@ -19,7 +19,13 @@ from notifications.admin import render_timeline
 from reconciliation.imports import statement_import
 from reconciliation.models import BankAccount, BankStatement, BankTransaction, Match, MatchingRule, Suggestion
 from reconciliation.parsers import StatementParseError
-from reconciliation.services import match_reverse, suggestion_accept, transaction_ignore, transaction_match_manual
+from reconciliation.services import (
+    bank_account_review,
+    match_reverse,
+    suggestion_accept,
+    transaction_ignore,
+    transaction_match_manual,
+)
 
 
 class StatementUploadForm(forms.Form):
@@ -33,6 +39,13 @@ class BankAccountAdmin(admin.ModelAdmin):
                     "is_active"]
     list_filter = ["needs_review", "is_active", "creditor", "overpayment"]
     search_fields = ["name", "iban", "account_id"]
+    readonly_fields = ["needs_review"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and obj.needs_review and obj.creditor_id:
+            # Choosing the creditor of an account created by an import is its review.
+            bank_account_review(account=obj, creditor=obj.creditor)
 
 
 @admin.register(MatchingRule)

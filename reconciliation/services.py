@@ -15,14 +15,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from collections_app.errors import InvalidTransition, ValidationFailed
-from collections_app.models import Customer, Invoice, Payment
+from collections_app.models import Creditor, Customer, Invoice, Payment
 from collections_app.money import round_money
 from collections_app.services import AllocationLine, payment_reverse
 from reconciliation.allocation import Target, allocate
 from reconciliation.events import transaction_event
 from reconciliation.imports import ImportResult, statement_import  # noqa: F401 - the app's entry points
 from reconciliation.matching import matching_rules_ensure, transactions_match  # noqa: F401
-from reconciliation.models import BankTransaction, Match, MatchingRule, Suggestion
+from reconciliation.models import BankAccount, BankTransaction, Match, MatchingRule, Suggestion
 
 UNMATCH_REASON = "UNMATCHED"
 
@@ -102,3 +102,16 @@ def transaction_ignore(*, transaction_: BankTransaction, user: Any = None) -> Ba
     tx.save(update_fields=["status"])
     transaction_event(tx, "reconciliation.ignored", previous)
     return tx
+
+
+@transaction.atomic
+def bank_account_review(*, account: BankAccount, creditor: Creditor | None) -> BankAccount:
+    """Finance staff confirm an account created by an import: its creditor, and so that of the
+    transactions already imported on it (the rules then look only at that creditor's debts)."""
+    account = BankAccount.objects.select_for_update().get(pk=account.pk)
+    account.creditor = creditor
+    account.needs_review = False
+    account.save(update_fields=["creditor", "needs_review", "updated_at"])
+    if creditor is not None:
+        BankTransaction.objects.filter(bank_account=account, creditor__isnull=True).update(creditor=creditor)
+    return account

@@ -61,3 +61,20 @@ def test_matching_rules_are_listed_with_their_counts(world, staff):
     for name in ("reconciliation_bankstatement", "reconciliation_bankaccount", "collections_app_virtualiban",
                  "collections_app_virtualibanrange"):
         assert staff.get(reverse(f"admin:{name}_changelist")).status_code == 200
+
+
+def test_choosing_the_creditor_of_an_account_created_by_an_import_reviews_it(world, staff):
+    from reconciliation.imports import statement_import
+    from reconciliation.models import BankAccount
+
+    statement_import(source=sample("mt940_nl_ing.sta"))
+    account = BankAccount.objects.get(account_id="NL20INGB0001234567")
+    assert account.needs_review and account.creditor is None
+    url = reverse("admin:reconciliation_bankaccount_change", args=[account.pk])
+    response = staff.post(url, {"creditor": world.acme.pk, "name": "ING", "iban": account.iban,
+                                "account_id": account.account_id, "bic": "", "currency": "EUR",
+                                "write_off_tolerance": "0.00", "overpayment": "credit", "is_active": "on"})
+    assert response.status_code == 302, response.content
+    account.refresh_from_db()
+    assert not account.needs_review and account.creditor == world.acme
+    assert set(account.transactions.values_list("creditor", flat=True)) == {world.acme.pk}
