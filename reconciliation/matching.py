@@ -14,7 +14,6 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Q, Value
