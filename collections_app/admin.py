@@ -410,3 +410,4 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 from collections_app.paypages.admin import *  # noqa: E402,F401,F403
+from collections_app.virtual_ibans.admin import *  # noqa: E402,F401,F403

@@ -535,3 +535,4 @@ class IdempotencyRecord(models.Model):
             models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_key_per_api_key"),
         ]
 from collections_app.paypages.models import *  # noqa: E402,F401,F403
+from collections_app.virtual_ibans.models import *  # noqa: E402,F401,F403

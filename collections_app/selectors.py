@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.db.models import F, Sum
 
 from collections_app.models import Customer, Invoice, PaymentRequest
+from collections_app.virtual_ibans.selectors import virtual_iban_for_request
 
 
 def customer_open_balance(*, customer: Customer) -> Decimal:
@@ -28,13 +29,14 @@ class TransferBeneficiary:
 
 def transfer_beneficiary(*, payment_request: PaymentRequest) -> TransferBeneficiary:
     """The one place that says where a transfer for this request goes: pay pages, QR codes,
-    exports and return files all ask here. Virtual IBANs (reconciliation issue) plug in here;
-    until one is allocated the creditor's own account is used, with the short reference to quote."""
+    exports and return files all ask here. The request's (or its customer's) virtual IBAN when
+    one is allocated, otherwise the creditor's own account, with the short reference to quote."""
     creditor = payment_request.creditor
+    virtual = virtual_iban_for_request(payment_request=payment_request)
     return TransferBeneficiary(
         name=creditor.legal_name or creditor.name,
-        iban=creditor.iban,
+        iban=virtual.iban if virtual else creditor.iban,
         bic=creditor.bic,
         reference=payment_request.short_reference,
-        virtual=False,
+        virtual=virtual is not None,
     )

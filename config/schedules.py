@@ -16,6 +16,9 @@ SCHEDULES: list[dict] = [
      "schedule_type": Schedule.MINUTES, "minutes": 1},
     {"name": "expire-payment-requests", "func": "collections_app.tasks.expire_payment_requests",
      "schedule_type": Schedule.MINUTES, "minutes": 15},
+    # issue 4: bank statements dropped in DROP_DIR/statements
+    {"name": "import-statement-drop-folder", "func": "reconciliation.tasks.import_drop_folder",
+     "schedule_type": Schedule.MINUTES, "minutes": 5},
     {"name": "purge-idempotency-keys", "func": "collections_app.tasks.purge_idempotency_keys",
      "schedule_type": Schedule.HOURLY},
 ]

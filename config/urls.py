@@ -13,6 +13,7 @@ from config import views
 api_v1 = [
     path("", include("collections_app.api.urls")),
     path("", include("notifications.api.urls")),  # issue 7
+    path("", include("reconciliation.api.urls")),  # issue 4
 ]
 
 urlpatterns = [

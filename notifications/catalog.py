@@ -119,6 +119,30 @@ register("delivery.dead_lettered",
          ("delivery_id", "rule_id", "rule_name", "event_id", "event_type", "channel", "recipient", "attempts",
           "error"))
 
+# virtual IBANs and reconciliation (issue 4)
+_VIBAN = ("virtual_iban_id", "iban", "status", "previous_status", "payment_request_id") + _COMMON_CUSTOMER
+register("virtual_iban.allocated", "A virtual IBAN was allocated to a customer or a debt.", _VIBAN)
+register("virtual_iban.deactivated", "A virtual IBAN was deactivated (it is never allocated again).", _VIBAN)
+_BANK_TX = ("bank_transaction_id", "bank_statement_id", "bank_account_id", "status", "previous_status",
+            "amount", "currency", "booking_date", "value_date", "counterparty_name", "counterparty_iban",
+            "credited_iban", "remittance_info", "end_to_end_id")
+register("bank_statement.imported", "A bank statement was imported.",
+         ("bank_statement_id", "bank_account_id", "format", "filename", "transaction_count",
+          "duplicate_count", "warnings"))
+register("bank_account.created",
+         "A statement came for an account that was not configured: the account was created, to be reviewed.",
+         ("bank_account_id", "iban", "account_id", "currency"))
+register("transfer.received", "An incoming transfer was read from a bank statement.", _BANK_TX)
+register("reconciliation.matched", "A bank transaction was matched and allocated.",
+         _BANK_TX + ("rule", "customer_id", "payment_id", "allocated_amount", "written_off_amount"))
+register("reconciliation.unmatched",
+         "A bank transaction could not be matched automatically and waits in the review queue.",
+         _BANK_TX + ("suggestion_count",))
+register("reconciliation.match_reversed",
+         "A match was undone in the review queue: its payment was reversed and the transaction is unmatched again.",
+         _BANK_TX + ("payment_id",))
+register("reconciliation.ignored", "A bank transaction was set aside as not concerning collections.", _BANK_TX)
+
 
 def is_known(name: str) -> bool:
     return name in CATALOG

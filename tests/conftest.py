@@ -20,6 +20,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def english_outside_requests():
+    """Domain errors raised outside a request speak the active language; tests read them in English.
+    Requests still choose their language (LocaleMiddleware, the debtor's locale)."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"

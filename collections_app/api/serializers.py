@@ -1,9 +1,11 @@
 """API representations. Writes go through collections_app.services, never through .save()."""
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from collections_app import services
@@ -21,6 +23,8 @@ from collections_app.models import (
     Refund,
 )
 from collections_app.money import CURRENCY_EXPONENTS, DECIMAL_PLACES, MAX_DIGITS
+from collections_app.selectors import transfer_beneficiary
+from collections_app.virtual_ibans.selectors import virtual_iban_for_customer
 from notifications.models import Event
 
 
@@ -69,17 +73,22 @@ class CustomerSerializer(CreditorScopedMixin, serializers.ModelSerializer):
     credit_balance = amount_field(read_only=True)
     portal_url = serializers.SerializerMethodField()
     tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    virtual_iban = serializers.SerializerMethodField(help_text="The customer's virtual IBAN for transfers, if any.")
 
     class Meta:
         model = Customer
         fields = ["id", "creditor", "external_ref", "name", "company_name", "is_business", "email", "phone",
                   "locale", "time_zone", "address_line1", "postal_code", "city", "country", "tags", "currency",
-                  "credit_balance", "portal_url", "notes", "created_at", "updated_at"]
-        read_only_fields = ["id", "credit_balance", "portal_url", "created_at", "updated_at"]
+                  "credit_balance", "portal_url", "virtual_iban", "notes", "created_at", "updated_at"]
+        read_only_fields = ["id", "credit_balance", "portal_url", "virtual_iban", "created_at", "updated_at"]
         validators = []  # uniqueness is the service's job (409 duplicate_reference)
 
     def get_portal_url(self, obj: Customer) -> str:
         return f"{settings.PUBLIC_BASE_URL}/portal/{obj.portal_token}/"
+
+    def get_virtual_iban(self, obj: Customer) -> str | None:
+        virtual = virtual_iban_for_customer(customer_id=obj.pk)
+        return virtual.iban if virtual else None
 
     def validate_time_zone(self, value: str) -> str:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -138,6 +147,14 @@ class InvoiceSerializer(CreditorScopedMixin, serializers.ModelSerializer):
                                        description=validated_data.get("description"))
 
 
+class TransferSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    iban = serializers.CharField()
+    bic = serializers.CharField()
+    reference = serializers.CharField()
+    virtual = serializers.BooleanField()
+
+
 class PaymentRequestSerializer(CreditorScopedMixin, serializers.ModelSerializer):
     creditor = serializers.PrimaryKeyRelatedField(queryset=Creditor.objects.all(), required=False)
     customer = serializers.PrimaryKeyRelatedField(queryset=Customer.objects.all())
@@ -152,18 +169,25 @@ class PaymentRequestSerializer(CreditorScopedMixin, serializers.ModelSerializer)
     reference = serializers.CharField(max_length=64, required=False)
     pay_url = serializers.CharField(read_only=True)
     qr_code_url = serializers.SerializerMethodField()
+    transfer = serializers.SerializerMethodField(
+        help_text="Where to pay by bank transfer: the virtual IBAN when one is allocated (virtual=true).")
 
     class Meta:
         model = PaymentRequest
         fields = ["id", "creditor", "customer", "invoices", "reference", "short_reference", "pay_url",
                   "qr_code_url", "description", "currency", "amount", "amount_paid", "amount_due",
                   "allowed_methods", "allow_partial", "min_partial_amount", "allow_instalments",
-                  "max_instalments", "expires_at", "status", "paid_at", "created_at", "updated_at"]
-        read_only_fields = ["id", "short_reference", "pay_url", "status", "paid_at", "created_at", "updated_at"]
+                  "max_instalments", "expires_at", "status", "paid_at", "transfer", "created_at", "updated_at"]
+        read_only_fields = ["id", "short_reference", "pay_url", "status", "paid_at", "transfer", "created_at",
+                            "updated_at"]
         validators = []
 
     def get_qr_code_url(self, obj: PaymentRequest) -> str:
         return f"{settings.PUBLIC_BASE_URL}/pay/{obj.token}/qr.png"
+
+    @extend_schema_field(TransferSerializer)
+    def get_transfer(self, obj: PaymentRequest) -> dict:
+        return dataclasses.asdict(transfer_beneficiary(payment_request=obj))
 
     def create(self, validated_data):
         creditor = self.resolve_creditor(validated_data)

@@ -1,0 +1,95 @@
+"""Allocation and deactivation of virtual IBANs."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from schwifty import IBAN
+from schwifty.exceptions import SchwiftyException
+
+from collections_app import payloads
+from collections_app.errors import InvalidTransition, ValidationFailed
+from collections_app.models import Customer, PaymentRequest
+from collections_app.virtual_ibans.models import VirtualIBAN, VirtualIBANRange
+from notifications.services import event_emit
+
+
+def virtual_iban_build(*, range: VirtualIBANRange, number: int) -> str:  # noqa: A002 - the model's name
+    """The IBAN for one number of the range: bank/branch codes from the range, the account
+    number made of the prefix and the zero-padded number; schwifty adds the national and
+    the IBAN check digits and validates the result."""
+    digits = range.account_length - len(range.account_prefix)
+    if number < 1 or len(str(number)) > digits:
+        raise ValidationFailed(_("The virtual IBAN range is exhausted."), field="range", code="range_exhausted")
+    account = f"{range.account_prefix}{number:0{digits}d}"
+    try:
+        iban = IBAN.generate(range.country, bank_code=range.bank_code, branch_code=range.branch_code,
+                             account_code=account)
+        iban.validate(validate_bban=True)
+    except SchwiftyException as exc:
+        raise ValidationFailed(_("The virtual IBAN range does not give valid IBANs: %(error)s") % {"error": exc},
+                               field="range") from exc
+    return iban.compact
+
+
+def virtual_iban_range_check(*, range: VirtualIBANRange) -> str:  # noqa: A002
+    """Raise if the range's settings cannot give a valid IBAN; returns a sample."""
+    return virtual_iban_build(range=range, number=1)
+
+
+def _payload(viban: VirtualIBAN, previous: str | None = None) -> dict[str, Any]:
+    return {"virtual_iban_id": viban.pk, "iban": viban.iban, "status": viban.status, "previous_status": previous,
+            "payment_request_id": viban.payment_request_id, **payloads.customer_fields(viban.customer)}
+
+
+@transaction.atomic
+def virtual_iban_allocate(*, customer: Customer, payment_request: PaymentRequest | None = None) -> VirtualIBAN:
+    """The customer's (or the request's, in per-debt mode) active virtual IBAN, allocated
+    from the creditor's range the first time. Safe to call concurrently."""
+    range_ = (VirtualIBANRange.objects.select_for_update()
+              .filter(creditor_id=customer.creditor_id, is_active=True).first())
+    if range_ is None:
+        raise InvalidTransition(_("The creditor has no active virtual IBAN range."), code="no_virtual_iban_range")
+    per_debt = range_.allocation_mode == VirtualIBANRange.AllocationMode.PER_DEBT
+    if per_debt:
+        if payment_request is None:
+            raise ValidationFailed(_("Virtual IBANs are allocated per debt: give the payment request."),
+                                   field="payment_request")
+        if payment_request.customer_id != customer.pk:
+            raise ValidationFailed(_("The payment request belongs to another customer."), field="payment_request")
+        existing = VirtualIBAN.objects.filter(payment_request=payment_request, status=VirtualIBAN.Status.ACTIVE)
+    else:
+        payment_request = None
+        existing = VirtualIBAN.objects.filter(customer=customer, payment_request__isnull=True,
+                                              status=VirtualIBAN.Status.ACTIVE)
+    # The range lock serialises allocations of one creditor, so this read cannot race.
+    found = existing.first()
+    if found is not None:
+        return found
+    number = range_.next_number
+    iban = virtual_iban_build(range=range_, number=number)
+    range_.next_number = number + 1
+    range_.save(update_fields=["next_number", "updated_at"])
+    viban = VirtualIBAN.objects.create(range=range_, creditor_id=customer.creditor_id, customer=customer,
+                                       payment_request=payment_request, number=number, iban=iban)
+    event_emit(type="virtual_iban.allocated", creditor_id=customer.creditor_id, payload=_payload(viban),
+               subjects={"virtual_iban": viban.pk, "customer": customer.pk,
+                         "payment_request": viban.payment_request_id})
+    return viban
+
+
+@transaction.atomic
+def virtual_iban_deactivate(*, virtual_iban: VirtualIBAN) -> VirtualIBAN:
+    viban = VirtualIBAN.objects.select_for_update().get(pk=virtual_iban.pk)
+    if viban.status != VirtualIBAN.Status.ACTIVE:
+        raise InvalidTransition(_("This virtual IBAN is already deactivated."))
+    previous = viban.status
+    viban.status = VirtualIBAN.Status.DEACTIVATED
+    viban.deactivated_at = timezone.now()
+    viban.save(update_fields=["status", "deactivated_at", "updated_at"])
+    event_emit(type="virtual_iban.deactivated", creditor_id=viban.creditor_id, payload=_payload(viban, previous),
+               subjects={"virtual_iban": viban.pk, "customer": viban.customer_id,
+                         "payment_request": viban.payment_request_id})
+    return viban

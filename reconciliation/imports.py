@@ -1,0 +1,295 @@
+"""Statement import: detect, parse (streaming), store idempotently, then match.
+
+Everything read from one file is stored in one transaction: a file that cannot be read to
+the end leaves nothing behind. Transactions are inserted in batches with ON CONFLICT DO
+NOTHING on their natural key, so a file imported twice, an overlapping statement or two
+imports racing each other never create a duplicate.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from collections_app.errors import ValidationFailed
+from collections_app.models import Creditor
+from collections_app.money import round_money
+from notifications.services import event_emit
+from reconciliation import parsers
+from reconciliation.models import BankAccount, BankStatement, BankTransaction
+from reconciliation.parsers import Entry, StatementHeader, StatementParseError, UnsupportedFormat
+
+DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
+INSERT_BATCH = 2000
+
+
+def max_file_bytes() -> int:
+    return getattr(settings, "RECONCILIATION_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES)
+
+
+@dataclass
+class ImportResult:
+    format: str
+    filename: str = ""
+    statement_ids: list[int] = field(default_factory=list)
+    created: int = 0
+    duplicates: int = 0
+    already_imported: bool = False
+    warnings: list[str] = field(default_factory=list)
+    matching: dict[str, int] = field(default_factory=dict)
+    other: Any = None  # what another importer returned (pain.002 status reports)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "filename": self.filename, "statement_ids": self.statement_ids,
+                "created": self.created, "duplicates": self.duplicates, "already_imported": self.already_imported,
+                "warnings": self.warnings, "matching": self.matching}
+
+
+def _open(source: bytes | str | Path | IO[bytes]) -> tuple[IO[bytes], bool]:
+    if isinstance(source, bytes | bytearray):
+        return io.BytesIO(source), True
+    if isinstance(source, str | Path):
+        return open(source, "rb"), True  # noqa: SIM115 - closed by the caller
+    if not source.seekable():
+        raise ValidationFailed(_("The file must be seekable."), field="file")
+    return source, False
+
+
+def _size(stream: IO[bytes]) -> int:
+    try:
+        return os.fstat(stream.fileno()).st_size
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        position = stream.tell()
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(position)
+        return size
+
+
+def _sha256(stream: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    stream.seek(0)
+    for chunk in iter(lambda: stream.read(1 << 20), b""):
+        digest.update(chunk)
+    stream.seek(0)
+    return digest.hexdigest()
+
+
+def status_report_dispatch(*, content: bytes, filename: str) -> Any:
+    """pain.002 status reports belong to the SEPA direct-debit module; it is looked up at run time
+    so that this app does not depend on it being installed."""
+    try:
+        module = importlib.import_module("collections_app.sepa.services")
+    except ModuleNotFoundError:
+        raise UnsupportedFormat("pain.002 status reports are not supported by this installation") from None
+    return module.status_report_import(content=content, filename=filename)
+
+
+def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = "",
+                     origin: str = BankStatement.Source.UPLOAD, user: Any = None, match: bool = True) -> ImportResult:
+    """Import one statement file (any supported format); returns what was created.
+    Raises StatementParseError / UnsupportedFormat / ValidationFailed with a clear message."""
+    stream, owned = _open(source)
+    if not filename and isinstance(source, str | Path):
+        filename = Path(source).name
+    try:
+        size = _size(stream)
+        if size == 0:
+            raise StatementParseError("the file is empty")
+        if size > max_file_bytes():
+            raise ValidationFailed(_("The file is too large (%(size)d bytes, at most %(max)d).")
+                                   % {"size": size, "max": max_file_bytes()}, field="file", code="file_too_large")
+        stream.seek(0)
+        head = stream.read(parsers.HEAD_BYTES)
+        stream.seek(0)
+        fmt = parsers.detect(head)
+        if fmt == "pain.002":
+            return ImportResult(format=fmt, filename=filename,
+                                other=status_report_dispatch(content=stream.read(), filename=filename))
+        sha = _sha256(stream)
+        existing = list(BankStatement.objects.filter(file_sha256=sha).order_by("index_in_file"))
+        if existing:
+            return _already_imported(fmt, filename, existing)
+        try:
+            result = _store(stream, fmt=fmt, filename=filename, sha=sha, origin=origin, user=user)
+        except IntegrityError:
+            # The same file imported at the same moment by someone else: theirs won.
+            existing = list(BankStatement.objects.filter(file_sha256=sha).order_by("index_in_file"))
+            if not existing:
+                raise
+            return _already_imported(fmt, filename, existing)
+    finally:
+        if owned:
+            stream.close()
+    if match:
+        from reconciliation.matching import transactions_match
+
+        result.matching = transactions_match(statement_ids=result.statement_ids)
+    return result
+
+
+def _already_imported(fmt: str, filename: str, statements: list[BankStatement]) -> ImportResult:
+    total = sum(s.transaction_count + s.duplicate_count for s in statements)
+    return ImportResult(format=fmt, filename=filename, statement_ids=[s.pk for s in statements], created=0,
+                        duplicates=total, already_imported=True,
+                        warnings=[_("This file was already imported.")])
+
+
+def bank_account_resolve(*, header: StatementHeader) -> BankAccount:
+    """The configured account of a statement, or one created on the fly and flagged for review:
+    a statement is never refused for its account."""
+    account_id = header.account_iban or header.account_other_id
+    if not account_id:
+        raise StatementParseError("the statement does not identify its account")
+    account = BankAccount.objects.filter(account_id=account_id).first()
+    if account is not None:
+        return account
+    creditors = list(Creditor.objects.filter(iban=header.account_iban)[:2]) if header.account_iban else []
+    with transaction.atomic():
+        account, created = BankAccount.objects.get_or_create(
+            account_id=account_id,
+            defaults={"iban": header.account_iban, "bic": header.account_bic, "currency": header.currency or "EUR",
+                      "name": account_id, "needs_review": True,
+                      "creditor": creditors[0] if len(creditors) == 1 else None})
+        if created:
+            event_emit(type="bank_account.created", creditor_id=account.creditor_id,
+                       payload={"bank_account_id": account.pk, "iban": account.iban, "account_id": account.account_id,
+                                "currency": account.currency},
+                       subjects={"bank_account": account.pk})
+    return account
+
+
+def natural_key(account: BankAccount, entry: Entry, occurrence: int) -> str:
+    """Account, booking date, bank references and amount. Without any bank reference the
+    counterparty, the text and the occurrence of identical movements that day tell them apart."""
+    parts = [account.account_id, entry.booking_date.isoformat(), entry.direction, str(round_money(entry.amount)),
+             entry.currency, entry.bank_reference, entry.entry_reference, entry.end_to_end_id, entry.transaction_id,
+             entry.batch_reference, str(entry.position)]
+    if not (entry.bank_reference or entry.end_to_end_id or entry.transaction_id):
+        parts += [entry.counterparty_name, entry.counterparty_iban, entry.remittance_info, str(occurrence)]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+class _StatementWriter:
+    def __init__(self, *, header: StatementHeader, fmt: str, filename: str, sha: str, origin: str, user: Any):
+        self.account = bank_account_resolve(header=header)
+        self.header = header
+        self.statement = BankStatement.objects.create(
+            bank_account=self.account, format=fmt, version=header.version, source=origin, filename=filename[:255],
+            file_sha256=sha, index_in_file=header.index, statement_id=header.statement_id,
+            sequence_number=header.sequence_number, created_by_bank_at=header.created_at,
+            from_date=header.from_date, to_date=header.to_date,
+            currency=header.currency or self.account.currency,
+            opening_balance=header.opening_balance, closing_balance=header.closing_balance,
+            imported_by=user if getattr(user, "pk", None) else None)
+        self.pending: list[BankTransaction] = []
+        self.seen = 0
+        self.credits = Decimal(0)
+        self.debits = Decimal(0)
+        self.occurrences: Counter[tuple] = Counter()
+        self.warnings: list[str] = []
+
+    def add(self, entry: Entry) -> None:
+        self.seen += 1
+        if entry.amount <= 0:
+            raise StatementParseError("an amount must be greater than zero", entry=self.seen)
+        currency = entry.currency or self.statement.currency
+        entry.currency = currency
+        if entry.direction == "CRDT":
+            self.credits += entry.amount
+        else:
+            self.debits += entry.amount
+        base = (entry.booking_date, entry.direction, entry.amount, entry.counterparty_name, entry.remittance_info)
+        self.occurrences[base] += 1
+        credited = entry.credited_iban
+        if not credited and self.account.iban and entry.direction == "CRDT":
+            credited = self.account.iban
+        self.pending.append(BankTransaction(
+            statement=self.statement, bank_account=self.account, creditor_id=self.account.creditor_id,
+            natural_key=natural_key(self.account, entry, self.occurrences[base]),
+            booking_date=entry.booking_date, value_date=entry.value_date, direction=entry.direction,
+            amount=round_money(entry.amount, currency), currency=currency, is_reversal=entry.is_reversal,
+            reason_code=entry.reason_code[:8], bank_reference=entry.bank_reference[:64],
+            entry_reference=entry.entry_reference[:64], end_to_end_id=entry.end_to_end_id[:64],
+            transaction_id=entry.transaction_id[:64], mandate_reference=entry.mandate_reference[:64],
+            bank_transaction_code=entry.bank_transaction_code[:64], counterparty_name=entry.counterparty_name[:140],
+            counterparty_iban=entry.counterparty_iban[:64], credited_iban=credited[:34],
+            remittance_info=entry.remittance_info, structured_reference=entry.structured_reference[:64],
+            batch_reference=entry.batch_reference[:64]))
+        if len(self.pending) >= INSERT_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            BankTransaction.objects.bulk_create(self.pending, ignore_conflicts=True)
+            self.pending = []
+
+    def finish(self, header: StatementHeader) -> BankStatement:
+        self.flush()
+        statement = self.statement
+        statement.closing_balance = header.closing_balance
+        statement.opening_balance = header.opening_balance
+        statement.to_date = header.to_date or statement.to_date
+        statement.from_date = header.from_date or statement.from_date
+        statement.total_credits = self.credits
+        statement.total_debits = self.debits
+        statement.transaction_count = BankTransaction.objects.filter(statement=statement).count()
+        statement.duplicate_count = self.seen - statement.transaction_count
+        if statement.opening_balance is not None and statement.closing_balance is not None:
+            expected = statement.opening_balance + self.credits - self.debits
+            if round_money(expected) != round_money(statement.closing_balance):
+                self.warnings.append(
+                    _("The balances do not add up: opening %(opening)s + credits %(credits)s - debits %(debits)s "
+                      "= %(expected)s, but the closing balance is %(closing)s.")
+                    % {"opening": statement.opening_balance, "credits": self.credits, "debits": self.debits,
+                       "expected": expected, "closing": statement.closing_balance})
+        if self.account.needs_review:
+            self.warnings.append(_("The account %(account)s was not configured: it was created and is to be "
+                                   "reviewed.") % {"account": self.account.account_id})
+        statement.warnings = self.warnings
+        statement.save()
+        event_emit(type="bank_statement.imported", creditor_id=self.account.creditor_id,
+                   payload={"bank_statement_id": statement.pk, "bank_account_id": self.account.pk,
+                            "format": statement.format, "filename": statement.filename,
+                            "transaction_count": statement.transaction_count,
+                            "duplicate_count": statement.duplicate_count, "warnings": statement.warnings},
+                   subjects={"bank_statement": statement.pk, "bank_account": self.account.pk})
+        return statement
+
+
+@transaction.atomic
+def _store(stream: IO[bytes], *, fmt: str, filename: str, sha: str, origin: str, user: Any) -> ImportResult:
+    result = ImportResult(format=fmt, filename=filename)
+    writer: _StatementWriter | None = None
+
+    def close() -> None:
+        statement = writer.finish(writer.header)
+        result.statement_ids.append(statement.pk)
+        result.created += statement.transaction_count
+        result.duplicates += statement.duplicate_count
+        result.warnings += statement.warnings
+
+    for item in parsers.parse(stream, fmt):
+        if isinstance(item, StatementHeader):
+            if writer is not None and writer.header is item:
+                continue  # the same header again, now with its closing balance
+            if writer is not None:
+                close()
+            writer = _StatementWriter(header=item, fmt=fmt, filename=filename, sha=sha, origin=origin, user=user)
+        else:
+            if writer is None:
+                raise StatementParseError("an entry comes before its statement")
+            writer.add(item)
+    if writer is None:
+        raise StatementParseError("the file holds no statement")
+    close()
+    return result

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from collections_app.errors import DomainError
+from notifications.management.base import JsonCommand
+from reconciliation.imports import statement_import
+from reconciliation.models import BankStatement
+from reconciliation.parsers import StatementParseError
+
+
+class Command(JsonCommand):
+    help = "Import bank statement files (camt.053, camt.054, MT940, CFONB 120; pain.002 status reports)."
+
+    def add_command_arguments(self, parser) -> None:
+        parser.add_argument("files", nargs="+", metavar="FILE")
+        parser.add_argument("--no-match", action="store_true", help="store only; match later")
+
+    def run(self, **options: Any) -> tuple[str, dict[str, Any]]:
+        results, lines, failed = [], [], []
+        for path in options["files"]:
+            try:
+                result = statement_import(source=path, origin=BankStatement.Source.COMMAND,
+                                          match=not options["no_match"])
+            except (StatementParseError, DomainError, OSError) as exc:
+                message = getattr(exc, "message", None) or str(exc)
+                failed.append({"file": path, "error": message})
+                lines.append(f"{path}: ERROR {message}")
+                continue
+            data = result.as_dict()
+            results.append({"file": path, **data})
+            matching = ", ".join(f"{k} {v}" for k, v in sorted(result.matching.items())) or "-"
+            state = "already imported" if result.already_imported else f"{result.created} new"
+            lines.append(f"{path}: {result.format}, {state}, {result.duplicates} duplicate(s); matching: {matching}")
+            lines += [f"  warning: {w}" for w in result.warnings]
+        if failed and not results:
+            raise CommandError("\n".join(lines))
+        if failed:
+            self.stderr.write("\n".join(f"{f['file']}: {f['error']}" for f in failed))
+        return "\n".join(lines), {"files": results, "failed": failed}
+

@@ -1,0 +1,39 @@
+"""Bank statement formats: detection and parsing into StatementHeader / Entry streams."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import IO
+
+from reconciliation.parsers import camt, cfonb, mt940
+from reconciliation.parsers.base import Entry, StatementHeader, StatementParseError, UnsupportedFormat
+
+__all__ = ["Entry", "StatementHeader", "StatementParseError", "UnsupportedFormat", "detect", "parse"]
+
+PAIN002_RE = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:pain\.002\.")
+HEAD_BYTES = 64 * 1024
+
+
+def detect(head: bytes) -> str:
+    """The format of a file from its first bytes: camt.053, camt.054, pain.002, mt940 or cfonb120."""
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"<"):
+        if PAIN002_RE.search(head):
+            return "pain.002"
+        found = camt.detect_version(head)
+        if found is None:
+            raise UnsupportedFormat("XML file that is neither camt.053, camt.054 nor pain.002")
+        return found[0]
+    text = head.decode("cp1252", errors="replace")
+    if mt940.looks_like(text):
+        return "mt940"
+    if cfonb.looks_like(head):
+        return "cfonb120"
+    raise UnsupportedFormat("unknown statement format (expected camt.053, camt.054, MT940 or CFONB 120)")
+
+
+PARSERS = {"camt.053": camt.parse, "camt.054": camt.parse, "mt940": mt940.parse, "cfonb120": cfonb.parse}
+
+
+def parse(stream: IO[bytes], fmt: str) -> Iterator[StatementHeader | Entry]:
+    return PARSERS[fmt](stream)

@@ -1,0 +1,297 @@
+"""ISO 20022 camt.053 (statements) and camt.054 (debit/credit notifications), versions
+001.02 to 001.08, read as a stream with lxml: each entry is turned into Entry items as soon
+as it is complete and then dropped from the tree, so memory does not grow with the file.
+
+The XML is parsed with entities, DTDs and network access off; a document declaring a DTD
+(the vehicle of entity-expansion bombs) is refused before parsing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
+from typing import IO
+
+from lxml import etree
+
+from reconciliation.parsers.base import Entry, StatementHeader, StatementParseError, UnsupportedFormat, clean_reference
+
+NAMESPACE_RE = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:(camt\.05[34])\.001\.(\d\d)")
+SUPPORTED_VERSIONS = {f"{v:02d}" for v in range(2, 9)}
+RETURN_SUBFAMILIES = {"UPDD", "PRDD", "RRTN", "ARET", "RCDD", "RPCR"}
+HEAD_BYTES = 64 * 1024
+
+
+ROOT_START_RE = re.compile(rb"<[A-Za-z_]")
+
+
+def check_prolog(head: bytes) -> None:
+    """Refuse a DTD: an internal subset can declare entities (billion laughs, external files).
+    A DTD can only stand in the prolog, before the root element's start tag."""
+    root = ROOT_START_RE.search(head)
+    prolog = head[: root.start()] if root else head
+    if b"<!DOCTYPE" in prolog.upper() or b"<!ENTITY" in prolog.upper():
+        raise StatementParseError("XML documents with a DTD or entity declarations are refused")
+
+
+def _decimal(text: str | None, *, entry: int | None = None) -> Decimal:
+    try:
+        return Decimal((text or "").strip())
+    except InvalidOperation:
+        raise StatementParseError(f"invalid amount {text!r}", entry=entry) from None
+
+
+def _date(value: str | None, *, entry: int | None = None) -> dt.date | None:
+    """An ISODate or ISODateTime; with an offset the date is the one the bank wrote, in its own zone."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        if "T" in value:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+        # ISODate may carry an offset too ("2024-03-01+01:00").
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        raise StatementParseError(f"invalid date {value!r}", entry=entry) from None
+
+
+def _datetime(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise StatementParseError(f"invalid date-time {value!r}") from None
+    if moment.tzinfo is None:
+        # ISO 20022 local times without offset: the bank's; taken as UTC rather than guessed.
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
+
+
+class _Paths:
+    """Namespace-qualified ElementPath expressions, built once per document."""
+
+    def __init__(self, ns: str):
+        self.ns = ns
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        try:
+            return self._cache[path]
+        except KeyError:
+            q = "/".join(f"{{{self.ns}}}{part}" if part not in (".", "..") else part for part in path.split("/"))
+            self._cache[path] = q
+            return q
+
+
+def detect_version(head: bytes) -> tuple[str, str] | None:
+    found = NAMESPACE_RE.search(head)
+    if not found:
+        return None
+    return found.group(1).decode(), found.group(2).decode()
+
+
+def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
+    head = stream.read(HEAD_BYTES)
+    stream.seek(0)
+    check_prolog(head)
+    found = detect_version(head)
+    if found is None:
+        raise UnsupportedFormat("not a camt.053 or camt.054 document")
+    message, version = found
+    if version not in SUPPORTED_VERSIONS:
+        raise UnsupportedFormat(f"{message}.001.{version} is not supported (001.02 to 001.08 are)")
+    ns = f"urn:iso:std:iso:20022:tech:xsd:{message}.001.{version}"
+    p = _Paths(ns)
+    statement_tags = {p("Stmt"), p("Ntfctn")}
+    context = etree.iterparse(
+        stream, events=("start", "end"),
+        tag=(p("GrpHdr"), p("Stmt"), p("Ntfctn"), p("Ntry")),
+        resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False, remove_comments=True,
+        remove_pis=True,
+    )
+    group_created: dt.datetime | None = None
+    index = -1
+    header: StatementHeader | None = None
+    entry_number = 0
+    checked = False
+    try:
+        for event, el in context:
+            if not checked:
+                # Belt and braces for a DTD pushed beyond the scanned head by padding.
+                if el.getroottree().docinfo.doctype:
+                    raise StatementParseError("XML documents with a DTD or entity declarations are refused")
+                checked = True
+            tag = el.tag
+            if tag == p("GrpHdr"):
+                if event == "end":
+                    group_created = _datetime(el.findtext(p("CreDtTm")))
+            elif tag in statement_tags:
+                if event == "start":
+                    index += 1
+                    header = None
+                else:
+                    if header is None:
+                        yield _header(el, p, message, version, index, group_created)
+                    el.clear()
+                    parent = el.getparent()
+                    if parent is not None:
+                        while el.getprevious() is not None:
+                            del parent[0]
+            elif tag == p("Ntry"):
+                if event == "start":
+                    if header is None:
+                        header = _header(el.getparent(), p, message, version, index, group_created)
+                        yield header
+                    continue
+                entry_number += 1
+                yield from _entries(el, p, header, entry_number)
+                el.clear()
+                parent = el.getparent()
+                while el.getprevious() is not None:
+                    del parent[0]
+    except etree.XMLSyntaxError as exc:
+        raise StatementParseError(f"malformed XML: {exc.msg}", line=exc.lineno) from None
+    if index < 0:
+        raise StatementParseError(f"{message} document without any statement or notification")
+
+
+def _text(el, path: str) -> str:
+    return (el.findtext(path) or "").strip()
+
+
+def _header(stmt, p: _Paths, message: str, version: str, index: int,
+            group_created: dt.datetime | None) -> StatementHeader:
+    """Read from the statement element's children parsed so far (all but the entries)."""
+    header = StatementHeader(format=message, version=f"{message}.001.{version}", index=index)
+    header.statement_id = _text(stmt, p("Id"))[:64]
+    header.sequence_number = (_text(stmt, p("ElctrncSeqNb")) or _text(stmt, p("LglSeqNb")))[:32]
+    header.created_at = _datetime(stmt.findtext(p("CreDtTm"))) or group_created
+    acct = stmt.find(p("Acct"))
+    if acct is None:
+        raise StatementParseError(f"{message} statement {index + 1} has no account (Acct)")
+    header.account_iban = _text(acct, p("Id/IBAN")).replace(" ", "").upper()
+    header.account_other_id = _text(acct, p("Id/Othr/Id"))
+    header.currency = _text(acct, p("Ccy")).upper()
+    header.account_bic = (_text(acct, p("Svcr/FinInstnId/BIC")) or _text(acct, p("Svcr/FinInstnId/BICFI")))[:11]
+    frto = stmt.find(p("FrToDt"))
+    if frto is not None:
+        header.from_date = _date(frto.findtext(p("FrDtTm")))
+        header.to_date = _date(frto.findtext(p("ToDtTm")))
+    for bal in stmt.iterfind(p("Bal")):
+        code = _text(bal, p("Tp/CdOrPrtry/Cd")) or _text(bal, p("Tp/CdOrPrtry/Prtry"))
+        amt = bal.find(p("Amt"))
+        if amt is None:
+            continue
+        value = _decimal(amt.text)
+        if _text(bal, p("CdtDbtInd")) == "DBIT":
+            value = -value
+        header.currency = header.currency or (amt.get("Ccy") or "").upper()
+        if code in ("OPBD", "PRCD", "OPAV") and header.opening_balance is None:
+            header.opening_balance = value
+        elif code in ("CLBD",):
+            header.closing_balance = value
+        bal_date = _date(bal.findtext(p("Dt/Dt")) or bal.findtext(p("Dt/DtTm")))
+        if code in ("OPBD", "PRCD") and header.from_date is None:
+            header.from_date = bal_date
+        if code == "CLBD" and header.to_date is None:
+            header.to_date = bal_date
+    return header
+
+
+def _entries(ntry, p: _Paths, header: StatementHeader, number: int) -> Iterator[Entry]:
+    amt = ntry.find(p("Amt"))
+    if amt is None:
+        raise StatementParseError("entry without an amount (Amt)", entry=number)
+    amount = _decimal(amt.text, entry=number)
+    currency = (amt.get("Ccy") or header.currency or "").upper()
+    direction = _text(ntry, p("CdtDbtInd"))
+    if direction not in ("CRDT", "DBIT"):
+        raise StatementParseError(f"invalid credit/debit indicator {direction!r}", entry=number)
+    booking = _date(ntry.findtext(p("BookgDt/Dt")) or ntry.findtext(p("BookgDt/DtTm")), entry=number)
+    value = _date(ntry.findtext(p("ValDt/Dt")) or ntry.findtext(p("ValDt/DtTm")), entry=number)
+    if booking is None:
+        booking = value
+    if booking is None:
+        raise StatementParseError("entry without a booking date (BookgDt)", entry=number)
+    reversal = _text(ntry, p("RvslInd")).lower() in ("true", "1")
+    code = _bank_code(ntry, p)
+    base = Entry(
+        booking_date=booking, value_date=value, amount=amount, direction=direction, currency=currency,
+        is_reversal=reversal, bank_reference=_text(ntry, p("AcctSvcrRef"))[:64],
+        entry_reference=_text(ntry, p("NtryRef"))[:64], bank_transaction_code=code,
+        remittance_info=_text(ntry, p("AddtlNtryInf"))[:500],
+    )
+    details = ntry.findall(p("NtryDtls/TxDtls"))
+    batch = ntry.find(p("NtryDtls/Btch"))
+    if not details:
+        base.is_reversal = base.is_reversal or _is_return_code(code)
+        yield base
+        return
+    batch_ref = ""
+    if len(details) > 1 or batch is not None:
+        batch_ref = (_text(batch, p("PmtInfId")) or _text(batch, p("MsgId"))) if batch is not None else ""
+        batch_ref = (batch_ref or base.bank_reference or base.entry_reference or f"entry-{number}")[:64]
+    for position, tx in enumerate(details):
+        yield _detail(tx, p, base, number, position, batch_ref, single=len(details) == 1)
+
+
+def _is_return_code(code: str) -> bool:
+    parts = code.split("/")
+    return len(parts) >= 3 and parts[2] in RETURN_SUBFAMILIES
+
+
+def _bank_code(el, p: _Paths) -> str:
+    domain = _text(el, p("BkTxCd/Domn/Cd"))
+    if domain:
+        return "/".join([domain, _text(el, p("BkTxCd/Domn/Fmly/Cd")), _text(el, p("BkTxCd/Domn/Fmly/SubFmlyCd"))])
+    return _text(el, p("BkTxCd/Prtry/Cd"))[:64]
+
+
+def _party_name(tx, p: _Paths, role: str) -> str:
+    # up to 001.07: RltdPties/Dbtr/Nm; 001.08: RltdPties/Dbtr/Pty/Nm
+    return (_text(tx, p(f"RltdPties/{role}/Nm")) or _text(tx, p(f"RltdPties/{role}/Pty/Nm")))[:140]
+
+
+def _account(tx, p: _Paths, role: str) -> str:
+    return (_text(tx, p(f"RltdPties/{role}Acct/Id/IBAN")) or _text(tx, p(f"RltdPties/{role}Acct/Id/Othr/Id")))[:64]
+
+
+def _detail(tx, p: _Paths, base: Entry, number: int, position: int, batch_ref: str, *, single: bool) -> Entry:
+    amount_el = tx.find(p("Amt"))
+    if amount_el is None:
+        amount_el = tx.find(p("AmtDtls/TxAmt/Amt"))
+    if amount_el is None and single:
+        amount, currency = base.amount, base.currency
+    elif amount_el is None:
+        raise StatementParseError(f"transaction {position + 1} of a batch entry has no amount", entry=number)
+    else:
+        amount = _decimal(amount_el.text, entry=number)
+        currency = (amount_el.get("Ccy") or base.currency).upper()
+    direction = _text(tx, p("CdtDbtInd")) or base.direction
+    code = _bank_code(tx, p) or base.bank_transaction_code
+    reason = _text(tx, p("RtrInf/Rsn/Cd")) or _text(tx, p("RtrInf/Rsn/Prtry"))
+    ustrd = " ".join((u.text or "").strip() for u in tx.iterfind(p("RmtInf/Ustrd")))
+    structured = _text(tx, p("RmtInf/Strd/CdtrRefInf/Ref"))
+    additional = _text(tx, p("AddtlTxInf"))
+    if direction == "CRDT":
+        counterparty_name, counterparty_iban = _party_name(tx, p, "Dbtr"), _account(tx, p, "Dbtr")
+    else:
+        counterparty_name, counterparty_iban = _party_name(tx, p, "Cdtr"), _account(tx, p, "Cdtr")
+    credited = _text(tx, p("RltdPties/CdtrAcct/Id/IBAN")).replace(" ", "").upper() if direction == "CRDT" else ""
+    if reason or base.is_reversal or _is_return_code(code):
+        # In a return the parties are those of the original collection: the debtor is ours.
+        counterparty_name = counterparty_name or _party_name(tx, p, "Dbtr")
+        counterparty_iban = counterparty_iban or _account(tx, p, "Dbtr")
+    return Entry(
+        booking_date=base.booking_date, value_date=base.value_date, amount=amount, direction=direction,
+        currency=currency, is_reversal=bool(reason) or base.is_reversal or _is_return_code(code),
+        reason_code=reason[:8], bank_reference=(_text(tx, p("Refs/AcctSvcrRef")) or base.bank_reference)[:64],
+        entry_reference=base.entry_reference, end_to_end_id=clean_reference(_text(tx, p("Refs/EndToEndId"))),
+        transaction_id=clean_reference(_text(tx, p("Refs/TxId"))),
+        mandate_reference=_text(tx, p("Refs/MndtId"))[:64], bank_transaction_code=code,
+        counterparty_name=counterparty_name, counterparty_iban=counterparty_iban, credited_iban=credited,
+        remittance_info=" ".join(x for x in (ustrd, additional or base.remittance_info) if x)[:1000],
+        structured_reference=structured[:64], batch_reference=batch_ref, position=position,
+    )

@@ -1,0 +1,171 @@
+"""French CFONB 120 statements ("relevés de compte 120 caractères").
+
+No maintained stand-alone Python library reads them (only Odoo add-ons), so this is a small
+fixed-width reader following the CFONB brochure: records 01 (previous balance), 04 (movement),
+05 (movement complement, with qualifiers such as NPY payer name, LCC/LIB remittance text, RCN
+end-to-end reference), 07 (new balance). Lines may be separated by newlines or not at all.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import IO
+
+from schwifty import IBAN
+from schwifty.exceptions import SchwiftyException
+
+from reconciliation.parsers.base import Entry, StatementHeader, StatementParseError, clean_reference
+
+RECORD_LENGTH = 120
+RECORD_CODES = {"01", "04", "05", "07"}
+# The last digit of an amount carries its sign: { A..I = +0..+9 (credit), } J..R = -0..-9 (debit).
+_POSITIVE = {"{": 0, **{chr(ord("A") + i): i + 1 for i in range(9)}}
+_NEGATIVE = {"}": 0, **{chr(ord("J") + i): i + 1 for i in range(9)}}
+# Interbank operation codes of rejected / returned items.
+RETURN_OPERATION_CODES = {"07", "14", "16", "44", "63", "66", "68", "88", "B2", "B3", "B4"}
+
+
+def looks_like(data: bytes) -> bool:
+    records = _records(data[: RECORD_LENGTH * 8 + 16])
+    return bool(records) and records[0][1][:2] == "01" and all(r[:2] in RECORD_CODES for _n, r in records)
+
+
+def _records(data: bytes) -> list[tuple[int, str]]:
+    text = data.decode("cp1252", errors="replace")
+    lines = [ln.rstrip("\r") for ln in text.split("\n")] if "\n" in text else \
+        [text[i:i + RECORD_LENGTH] for i in range(0, len(text), RECORD_LENGTH)]
+    return [(n, ln) for n, ln in enumerate(lines, start=1) if ln.strip()]
+
+
+def _amount(field: str, decimals: int, line: int) -> Decimal:
+    field = field.strip()
+    if not field:
+        raise StatementParseError("empty amount", line=line)
+    last, digits = field[-1], field[:-1]
+    if not digits.isdigit() and digits:
+        raise StatementParseError(f"invalid amount {field!r}", line=line)
+    if last in _POSITIVE:
+        sign, unit = 1, _POSITIVE[last]
+    elif last in _NEGATIVE:
+        sign, unit = -1, _NEGATIVE[last]
+    elif last.isdigit():
+        sign, unit = 1, int(last)
+    else:
+        raise StatementParseError(f"invalid amount sign {last!r}", line=line)
+    return sign * Decimal(int(digits or "0") * 10 + unit).scaleb(-decimals)
+
+
+def _date(field: str, line: int) -> dt.date | None:
+    field = field.strip()
+    if not field or field == "000000":
+        return None
+    try:
+        return dt.datetime.strptime(field, "%d%m%y").date()
+    except ValueError:
+        raise StatementParseError(f"invalid date {field!r}", line=line) from None
+
+
+def _account(bank: str, branch: str, account: str) -> tuple[str, str]:
+    try:
+        return IBAN.generate("FR", bank_code=bank, branch_code=branch, account_code=account).compact, ""
+    except SchwiftyException:
+        return "", f"{bank}{branch}{account}"
+
+
+def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
+    records = _records(stream.read())
+    if not records:
+        raise StatementParseError("empty CFONB file")
+    header: StatementHeader | None = None
+    entry: Entry | None = None
+    index = -1
+    number = 0
+    credits = debits = Decimal(0)
+    for line, record in records:
+        if len(record) < RECORD_LENGTH:
+            record = record.ljust(RECORD_LENGTH)
+        if len(record) > RECORD_LENGTH:
+            raise StatementParseError(f"record of {len(record)} characters, expected {RECORD_LENGTH}", line=line)
+        code = record[0:2]
+        if code not in RECORD_CODES:
+            raise StatementParseError(f"unknown CFONB record type {code!r}", line=line)
+        bank, branch, currency, decimals_field = record[2:7], record[11:16], record[16:19], record[19:20]
+        account = record[21:32]
+        decimals = int(decimals_field) if decimals_field.isdigit() else 2
+        if code == "01":
+            if entry is not None:
+                yield entry
+                entry = None
+            index += 1
+            iban, other = _account(bank, branch, account)
+            header = StatementHeader(format="cfonb120", version="CFONB 120", index=index, account_iban=iban,
+                                     account_other_id=other, currency=currency.strip().upper(),
+                                     from_date=_date(record[34:40], line),
+                                     opening_balance=_amount(record[90:104], decimals, line))
+            yield header
+        elif header is None:
+            raise StatementParseError("movement before the opening balance record (01)", line=line)
+        elif code == "04":
+            if entry is not None:
+                yield entry
+            number += 1
+            signed = _amount(record[90:104], decimals, line)
+            if signed == 0:
+                raise StatementParseError("movement of zero", line=line)
+            operation = record[32:34]
+            reject = record[40:42].strip()
+            booking = _date(record[34:40], line)
+            if booking is None:
+                raise StatementParseError("movement without a booking date", line=line)
+            entry = Entry(
+                booking_date=booking, value_date=_date(record[42:48], line), amount=abs(signed),
+                direction="CRDT" if signed > 0 else "DBIT", currency=currency.strip().upper() or header.currency,
+                bank_transaction_code=f"{operation}/{record[7:11].strip()}".strip("/"),
+                remittance_info=record[48:79].strip(), bank_reference=record[81:88].strip(),
+                entry_reference=record[104:120].strip(),
+                is_reversal=operation in RETURN_OPERATION_CODES or bool(reject and reject != "00"),
+                reason_code=reject if reject and reject != "00" else "",
+            )
+            if signed > 0:
+                credits += signed
+            else:
+                debits -= signed
+        elif code == "05":
+            if entry is None:
+                raise StatementParseError("complement record (05) without a movement (04)", line=line)
+            _complement(entry, record[45:48], record[48:118].strip())
+        elif code == "07":
+            if entry is not None:
+                yield entry
+                entry = None
+            header.closing_balance = _amount(record[90:104], decimals, line)
+            header.to_date = _date(record[34:40], line)
+            header.final = True
+            yield header
+    if entry is not None:
+        yield entry
+    if header is not None and not header.final:
+        raise StatementParseError("the file ends without a new balance record (07)")
+
+
+def _complement(entry: Entry, qualifier: str, value: str) -> None:
+    if qualifier == "NPY" and not entry.counterparty_name:
+        entry.counterparty_name = value[:140]
+    elif qualifier == "NBE" and entry.direction == "DBIT" and not entry.counterparty_name:
+        entry.counterparty_name = value[:140]
+    elif qualifier in ("IPY", "IBE") and not entry.counterparty_iban:
+        entry.counterparty_iban = value.replace(" ", "")[:64]
+    elif qualifier == "RCN":
+        entry.end_to_end_id = clean_reference(value)
+    elif qualifier == "RUM":
+        entry.mandate_reference = value[:64]
+    elif qualifier == "MOT" and entry.is_reversal:
+        found = re.search(r"\b([A-Z]{2}\d{2})\b", value)
+        if found:
+            entry.reason_code = found.group(1)
+    elif qualifier in ("LCC", "LC2", "LIB", "LCS", "REF"):
+        entry.remittance_info = f"{entry.remittance_info} {value}".strip()[:1000]
+    else:
+        entry.extra[qualifier] = value

@@ -1,0 +1,183 @@
+"""SWIFT MT940 with the `mt-940` package, plus the structured :86: variants:
+
+- German (DFÜ-Abkommen) `?20…?34` sub-fields with SEPA keywords (EREF+, SVWZ+, …), decoded by
+  mt-940's transaction_details_post_processor;
+- Dutch and Belgian slash-keyed details (`/EREF/…/NAME/…/REMI/…`, ING's `/CNTP/iban/bic/name/`);
+- anything else is kept as free remittance text.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import IO
+
+import mt940
+from mt940.models import Transactions
+
+from reconciliation.parsers.base import Entry, StatementHeader, StatementParseError, clean_reference
+
+# German GVC codes of returned direct debits and returned transfers.
+GERMAN_RETURN_CODES = {"108", "109", "159", "184", "190", "191"}
+SWIFT_RETURN_TYPES = {"NRTI", "FRTI", "SRTI", "NRET", "FRET"}
+ISO_REASON_RE = re.compile(
+    r"\b(AC0[1-9]|AC1[34]|AG0[1-2]|AM0[1-9]|BE0[1-5]|CNOR|DNOR|FF0[1-5]|MD0[1-7]|MS0[23]|RC01|RR0[1-4]|SL01"
+    r"|FOCR|DUPL|TECH|FRAD|CUST|RUTA|NARR)\b")
+SLASH_KEYS = ("EREF", "NAME", "IBAN", "BIC", "REMI", "CNTP", "ORDP", "BENM", "RTRN", "MARF", "CSID", "PURP",
+              "TRTP", "ADDR", "TRCD", "PREF", "KREF", "ISDT", "SVCL", "RTYP", "OBK", "ID", "ULTD", "ULTC")
+SLASH_RE = re.compile(r"/(" + "|".join(SLASH_KEYS) + r")/")
+
+
+def looks_like(text: str) -> bool:
+    return ":20:" in text and (":60F:" in text or ":60M:" in text) and ":25:" in text
+
+
+def _decode(data: bytes) -> str:
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def _parse_slash_details(text: str) -> dict[str, str]:
+    """Slash-keyed :86: details into a dict. ING's /CNTP/ holds iban/bic/name/city."""
+    parts = SLASH_RE.split(text)
+    if len(parts) < 3:
+        return {}
+    found: dict[str, str] = {}
+    for key, value in zip(parts[1::2], parts[2::2]):
+        value = value.strip().strip("/").strip()
+        if key == "CNTP":
+            bits = value.split("/")
+            found.setdefault("IBAN", bits[0] if bits else "")
+            if len(bits) > 2:
+                found.setdefault("NAME", bits[2])
+            continue
+        if key in ("ORDP", "BENM") and "NAME" not in found:
+            name = re.sub(r"^/?(ID|NAME)/", "", value)
+            found["NAME"] = name.split("/")[-1] if "/" in name else name
+            continue
+        if key == "REMI":
+            # ING: /REMI/USTD//text/ or /REMI/STRD/CUR/reference/
+            value = re.sub(r"^(USTD|STRD)/+(CUR/+)?", "", value)
+        if value:
+            found[key] = f"{found[key]} {value}" if key in found and key == "REMI" else found.get(key) or value
+    return found
+
+
+def _to_date(value) -> dt.date | None:
+    if value is None:
+        return None
+    return dt.date(value.year, value.month, value.day)
+
+
+def _account(identification: str) -> tuple[str, str]:
+    """:25: is an IBAN (maybe followed by the currency), or BLZ/account, or the bank's own number."""
+    compact = identification.replace(" ", "").upper()
+    iban_match = re.match(r"^([A-Z]{2}\d{2}[A-Z0-9]{10,30}?)(EUR|USD|GBP|CHF)?$", compact)
+    if iban_match:
+        return iban_match.group(1), ""
+    return "", identification.strip()[:64]
+
+
+def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
+    text = _decode(stream.read())
+    if not looks_like(text):
+        raise StatementParseError("not an MT940 statement (no :20:, :25: and :60F: tags)")
+    # Drop SWIFT envelope blocks ({1:…}{2:…}{4: and -}) that some banks leave around the text.
+    text = re.sub(r"\{[1-3]:[^}]*\}|\{4:|^-\}\s*$", "", text, flags=re.M)
+    try:
+        statements = mt940.parse_statements(text, options=mt940.Options.all())
+    except Exception as exc:  # mt-940 raises plain exceptions on broken tags
+        raise StatementParseError(f"malformed MT940: {exc}") from None
+    number = 0
+    for index, statement in enumerate(statements):
+        header = _header(statement, index)
+        if not header.account_iban and not header.account_other_id:
+            if not statement.transactions:
+                continue
+            raise StatementParseError(f"MT940 statement {index + 1} has no account (:25:)")
+        yield header
+        for tx in statement.transactions:
+            number += 1
+            yield _entry(tx.data, header, number)
+        header.final = True
+        yield header
+
+
+def _balance(statement: Transactions, *keys: str) -> tuple[Decimal | None, dt.date | None, str]:
+    for key in keys:
+        balance = statement.data.get(key)
+        if balance is not None:
+            return Decimal(str(balance.amount.amount)), _to_date(balance.date), balance.amount.currency or ""
+    return None, None, ""
+
+
+def _header(statement: Transactions, index: int) -> StatementHeader:
+    data = statement.data
+    iban, other = _account(str(data.get("account_identification") or ""))
+    opening, opening_date, currency = _balance(statement, "final_opening_balance", "opening_balance",
+                                               "intermediate_opening_balance")
+    closing, closing_date, closing_currency = _balance(statement, "final_closing_balance", "closing_balance",
+                                                       "intermediate_closing_balance")
+    number = str(data.get("statement_number") or "")
+    sequence = str(data.get("sequence_number") or "")
+    return StatementHeader(
+        format="mt940", version="MT940", index=index, statement_id=str(data.get("transaction_reference") or "")[:64],
+        sequence_number=f"{number}/{sequence}" if sequence else number, account_iban=iban, account_other_id=other,
+        currency=(currency or closing_currency or statement.currency or "").upper(), from_date=opening_date,
+        to_date=closing_date, opening_balance=opening, closing_balance=closing,
+    )
+
+
+def _entry(data: dict, header: StatementHeader, number: int) -> Entry:
+    amount_obj = data.get("amount")
+    if amount_obj is None or data.get("date") is None:
+        raise StatementParseError("transaction without amount or date (:61:)", entry=number)
+    signed = Decimal(str(amount_obj.amount))
+    status = str(data.get("status") or "")
+    direction = "DBIT" if status.endswith("D") else "CRDT"
+    value_date = _to_date(data.get("date"))
+    booking_date = _to_date(data.get("entry_date")) or value_date
+    details_raw = data.get("transaction_details") or ""
+    details_raw = " ".join(line.strip() for line in str(details_raw).splitlines())
+    tx_type = str(data.get("id") or "").strip()
+    customer_ref = clean_reference(data.get("customer_reference"))
+    bank_ref = clean_reference(data.get("bank_reference"))
+    entry = Entry(
+        booking_date=booking_date, value_date=value_date, amount=abs(signed), direction=direction,
+        currency=(amount_obj.currency or header.currency or "").upper(), bank_reference=bank_ref,
+        entry_reference=customer_ref, bank_transaction_code=tx_type,
+        is_reversal=status.startswith("R") or tx_type in SWIFT_RETURN_TYPES,
+    )
+    if data.get("posting_text") is not None or data.get("transaction_code") is not None:
+        # German structured :86: (decoded by mt-940)
+        gvc = str(data.get("transaction_code") or "")
+        entry.bank_transaction_code = gvc or tx_type
+        entry.end_to_end_id = clean_reference(data.get("end_to_end_reference"))
+        entry.mandate_reference = (data.get("additional_position_reference") or "")[:64]
+        entry.counterparty_name = (data.get("applicant_name") or "")[:140]
+        entry.counterparty_iban = (data.get("applicant_iban") or data.get("gvc_applicant_iban") or "")[:64]
+        entry.remittance_info = (data.get("purpose") or "")[:1000]
+        entry.is_reversal = entry.is_reversal or gvc in GERMAN_RETURN_CODES
+    else:
+        fields = _parse_slash_details(details_raw)
+        if fields:
+            entry.end_to_end_id = clean_reference(fields.get("EREF"))
+            entry.counterparty_name = fields.get("NAME", "")[:140]
+            entry.counterparty_iban = fields.get("IBAN", "")[:64]
+            entry.remittance_info = fields.get("REMI", "")[:1000]
+            if fields.get("RTRN"):
+                entry.is_reversal = True
+                entry.reason_code = fields["RTRN"][:8]
+        else:
+            entry.remittance_info = details_raw[:1000]
+    if entry.is_reversal and not entry.reason_code:
+        found = ISO_REASON_RE.search(f"{details_raw} {entry.remittance_info} {data.get('posting_text') or ''}")
+        entry.reason_code = found.group(1) if found else ""
+    if not entry.remittance_info:
+        entry.remittance_info = details_raw[:1000]
+    return entry

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from reconciliation.models import BankStatement, BankTransaction
+from reconciliation.tasks import import_drop_folder
+from tests.reconciliation.conftest import SAMPLES, sample
+
+pytestmark = pytest.mark.django_db
+
+
+def test_api_upload_list_and_errors(world, api):
+    upload = SimpleUploadedFile("releve.xml", sample("camt053_v02_bnp.xml"), content_type="application/xml")
+    response = api.post("/api/v1/bank-statements/", {"file": upload}, format="multipart")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["created"] == 8 and body["format"] == "camt.053" and body["matching"]["matched"] == 4
+    again = api.post("/api/v1/bank-statements/", {"file": SimpleUploadedFile("r.xml", sample("camt053_v02_bnp.xml"))},
+                     format="multipart")
+    assert again.status_code == 200 and again.json()["already_imported"] is True
+    listed = api.get("/api/v1/bank-statements/").json()
+    assert [s["filename"] for s in listed["results"]] == ["releve.xml"]
+    queue = api.get("/api/v1/bank-transactions/?status=unmatched").json()["results"]
+    assert {t["bank_reference"] for t in queue} == {"BNP-0004", "BNP-0005"}
+    assert any(t["suggestions"] for t in queue)
+    bad = api.post("/api/v1/bank-statements/",
+                   {"file": SimpleUploadedFile("bad.xml", sample("malformed_camt053.xml"))}, format="multipart")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_statement"
+    assert "line" in bad.json()["error"]["message"]
+
+
+def test_import_statement_command_json(world, capsys):
+    call_command("import_statement", str(SAMPLES / "cfonb120_lcl.txt"), str(SAMPLES / "mt940_nl_ing.sta"), "--json")
+    out = capsys.readouterr().out.strip().splitlines()
+    data = json.loads(out[-1])
+    assert data["ok"] is True and [f["format"] for f in data["files"]] == ["cfonb120", "mt940"]
+    assert "cfonb120_lcl.txt: cfonb120, 3 new" in "\n".join(out)
+    with pytest.raises(CommandError):
+        call_command("import_statement", str(SAMPLES / "xml_bomb_camt053.xml"), "--json")
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ok"] is False
+
+
+def test_drop_folder(world, settings, tmp_path):
+    settings.STATEMENT_DROP_DIR = tmp_path
+    (tmp_path / "a.xml").write_bytes(sample("camt053_v02_bnp.xml"))
+    (tmp_path / "b.xml").write_bytes(sample("malformed_camt053.xml"))
+    assert import_drop_folder() == {"imported": 1, "failed": 1}
+    assert (tmp_path / "done" / "a.xml").exists()
+    assert "malformed XML" in (tmp_path / "failed" / "b.xml.error.txt").read_text()
+    assert BankStatement.objects.get().source == BankStatement.Source.DROP_FOLDER
+    assert BankTransaction.objects.count() == 8
+    assert import_drop_folder() == {"imported": 0, "failed": 0}

@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from collections_app.models import Customer, Invoice, Payment, PaymentRequest
+from notifications.models import Event
+from reconciliation.imports import statement_import
+from reconciliation.models import BankAccount, BankStatement, BankTransaction, Match, MatchingRule, Suggestion
+from reconciliation.parsers import StatementParseError, UnsupportedFormat
+from tests.reconciliation.conftest import sample
+
+pytestmark = pytest.mark.django_db
+
+
+def tx(**filters) -> BankTransaction:
+    return BankTransaction.objects.get(**filters)
+
+
+def test_camt053_bnp_virtual_iban_references_batch_return_and_review(world):
+    result = statement_import(source=sample("camt053_v02_bnp.xml"), filename="camt053_v02_bnp.xml")
+    assert result.format == "camt.053"
+    assert result.created == 8  # 6 entries, the batch one split into its 3 transactions
+    assert result.warnings == []  # the balances add up
+    statement = BankStatement.objects.get()
+    assert statement.version == "camt.053.001.02"
+    assert statement.opening_balance == Decimal("1000.00") and statement.closing_balance == Decimal("2134.99")
+    # a time-zone offset: 00:30 in Paris is still 4 March, not 3 March in UTC
+    assert tx(bank_reference="BNP-0001").booking_date == dt.date(2024, 3, 4)
+    assert statement.created_by_bank_at == dt.datetime(2024, 3, 4, 5, 0, tzinfo=dt.UTC)
+
+    # rule 1: credited virtual IBAN -> the customer's open invoices, oldest first
+    for inv in (world.dupont_old, world.dupont_new):
+        inv.refresh_from_db()
+    assert world.dupont_old.status == Invoice.Status.PAID
+    assert world.dupont_new.amount_paid == Decimal("200.00")
+    assert world.dupont_new.status == Invoice.Status.PARTIALLY_PAID
+    assert tx(bank_reference="BNP-0001").matched_rule.kind == MatchingRule.Kind.VIRTUAL_IBAN
+
+    # the batch entry, rule 2: an invoice number; one written with spaces and lower case and
+    # short by 0.50 (under the 1.00 tolerance: written off); an RF creditor reference, 0.50 over
+    batch = BankTransaction.objects.filter(batch_reference="BATCH-0304-A").order_by("pk")
+    assert [t.amount for t in batch] == [Decimal("120.00"), Decimal("79.50"), Decimal("250.50")]
+    assert {t.status for t in batch} == {BankTransaction.Status.MATCHED}
+    world.curie_1.refresh_from_db()
+    world.curie_2.refresh_from_db()
+    world.martin_inv.refresh_from_db()
+    world.martin.refresh_from_db()
+    assert world.curie_1.status == Invoice.Status.PAID
+    assert world.curie_2.status == Invoice.Status.WRITTEN_OFF
+    assert world.curie_2.amount_written_off == Decimal("0.50")
+    assert world.martin_inv.status == Invoice.Status.PAID
+    assert world.martin.credit_balance == Decimal("0.50")
+    # the invalid counterparty IBAN is kept as the bank gave it
+    assert tx(end_to_end_id="MC-0002").counterparty_iban == "FR76 3000 1007 94XX"
+
+    # a direct-debit return: the payment is reversed with its reason code
+    world.bernard_dd.refresh_from_db()
+    assert world.bernard_dd.status == Payment.Status.REVERSED
+    assert world.bernard_dd.reason_code == "AM04"
+    assert tx(end_to_end_id="E2E-DD-0001").status == BankTransaction.Status.RETURN
+
+    # the review queue: an unknown payer, and a suggestion by amount + name for the other
+    assert tx(bank_reference="BNP-0004").status == BankTransaction.Status.UNMATCHED
+    suggestion = Suggestion.objects.get(transaction__bank_reference="BNP-0005")
+    assert suggestion.invoice == world.bernard_open
+    assert tx(bank_reference="BNP-0006").status == BankTransaction.Status.IGNORED
+    types = list(Event.objects.values_list("type", flat=True))
+    for expected in ("transfer.received", "payment.succeeded", "invoice.paid", "reconciliation.unmatched",
+                     "customer.credit_balance_changed", "payment.reversed", "bank_statement.imported"):
+        assert expected in types, expected
+    assert MatchingRule.objects.get(kind=MatchingRule.Kind.REFERENCE).matched_count == 3
+
+
+def test_same_file_twice_and_overlapping_statement_create_no_duplicates(world):
+    first = statement_import(source=sample("camt053_v02_bnp.xml"))
+    payments = Payment.objects.count()
+    events = Event.objects.exclude(type="bank_statement.imported").count()
+    again = statement_import(source=sample("camt053_v02_bnp.xml"))
+    assert again.already_imported and again.created == 0 and again.duplicates == first.created
+    # the same transactions in another file (a re-sent statement with another header)
+    overlapping = sample("camt053_v02_bnp.xml").replace(b"STMT-2024-03-04-0001", b"STMT-2024-03-04-RESENT")
+    result = statement_import(source=overlapping)
+    assert not result.already_imported
+    assert result.created == 0 and result.duplicates == 8
+    assert BankTransaction.objects.count() == 8
+    assert Payment.objects.count() == payments
+    assert Event.objects.exclude(type="bank_statement.imported").count() == events
+
+
+def test_unknown_account_is_created_for_review_and_balances_warning(world):
+    result = statement_import(source=sample("camt053_v08_sg_unknown_account.xml"))
+    account = BankAccount.objects.get(account_id="FR1420041010050500013M02606")
+    assert account.needs_review and account.creditor is None and account.bic == "PSSTFRPPPAR"
+    assert any("do not add up" in w for w in result.warnings)
+    assert BankStatement.objects.get().warnings == result.warnings
+    # camt.053.001.08: party names under Pty; the request reference settles the payment request
+    t = tx(end_to_end_id="LUC-77")
+    assert t.counterparty_name == "Lucie Moreau"
+    assert t.status == BankTransaction.Status.MATCHED
+    world.moreau_request.refresh_from_db()
+    assert world.moreau_request.status == PaymentRequest.Status.PAID
+    assert Event.objects.filter(type="payment_request.paid").exists()
+    assert Event.objects.filter(type="bank_account.created").exists()
+
+
+def test_camt054_direct_debit_return_fails_the_pending_payment(world):
+    statement_import(source=sample("camt054_v04_returns.xml"))
+    world.roux_dd.refresh_from_db()
+    assert world.roux_dd.status == Payment.Status.FAILED
+    assert world.roux_dd.reason_code == "MD06"
+    assert Event.objects.filter(type="payment.failed", payload__reason_code="MD06").exists()
+    # the end-to-end id carries the invoice number: rule 2
+    world.roux_inv.refresh_from_db()
+    assert world.roux_inv.status == Invoice.Status.PAID
+
+
+def test_mt940_german_structured_86(world):
+    result = statement_import(source=sample("mt940_de_commerzbank.sta"))
+    assert result.format == "mt940"
+    credit = tx(bank_reference="DB-REF-1")
+    assert credit.counterparty_name == "Hans Mueller"
+    assert credit.counterparty_iban == "DE02120300000000202051"
+    assert "INV-2024-0040" in credit.remittance_info
+    ret = tx(bank_reference="DB-REF-2")
+    assert ret.is_reversal and ret.reason_code == "AC04" and ret.end_to_end_id == "E2E-DD-0003"
+    assert BankAccount.objects.get(account_id="37040044/0532013000").needs_review
+
+
+def test_mt940_dutch_ing_and_abnamro_details(world):
+    dutch = Customer.objects.create(creditor=world.acme, external_ref="NL1", name="A. de Vries")
+    from tests.reconciliation.conftest import invoice
+
+    inv = invoice(dutch, "INV-2024-0050", "60.00")
+    statement_import(source=sample("mt940_nl_ing.sta"))
+    credit = tx(amount=Decimal("60.00"), direction="CRDT")
+    assert credit.counterparty_name == "A. DE VRIES"
+    assert credit.counterparty_iban == "NL91ABNA0417164300"
+    ret = tx(amount=Decimal("30.00"))
+    assert ret.is_reversal and ret.reason_code == "MD06" and ret.end_to_end_id == "E2E-DD-0004"
+    statement_import(source=sample("mt940_nl_abnamro.sta"))
+    abn = tx(amount=Decimal("15.00"))
+    assert abn.counterparty_name == "A. DE VRIES" and abn.remittance_info == "INV-2024-0051"
+    # the account of both files is the same: one bank account, the IBAN without the currency suffix
+    assert BankAccount.objects.filter(account_id="NL20INGB0001234567").count() == 1
+    # the ING statement's account is not the creditor's: matched across creditors by invoice number
+    inv.refresh_from_db()
+    assert inv.status == Invoice.Status.PAID
+
+
+def test_cfonb120(world):
+    moreau_inv = Invoice.objects.create(creditor=world.acme, customer=world.moreau, external_ref="INV-2024-0060",
+                                        amount_total=Decimal("60.00"), issue_date=dt.date(2024, 2, 1),
+                                        due_date=dt.date(2024, 3, 1))
+    result = statement_import(source=sample("cfonb120_lcl.txt"))
+    assert result.format == "cfonb120" and result.warnings == []
+    statement = BankStatement.objects.get()
+    assert statement.bank_account == world.account  # the RIB was turned into the configured IBAN
+    assert statement.opening_balance == Decimal("1000.00") and statement.closing_balance == Decimal("1013.00")
+    credit = tx(direction="CRDT")
+    assert credit.counterparty_name == "LUCIE MOREAU" and credit.end_to_end_id == "LM-2024-0060"
+    moreau_inv.refresh_from_db()
+    assert moreau_inv.status == Invoice.Status.PAID
+    ret = tx(end_to_end_id="E2E-DD-0005")
+    assert ret.is_reversal and ret.reason_code == "AC04" and ret.amount == Decimal("35.00")
+
+
+def test_malformed_file_gives_a_clear_error_and_imports_nothing(world):
+    with pytest.raises(StatementParseError) as exc:
+        statement_import(source=sample("malformed_camt053.xml"))
+    assert "malformed XML" in str(exc.value) and "line" in str(exc.value)
+    assert BankStatement.objects.count() == 0 and BankTransaction.objects.count() == 0
+    assert not BankAccount.objects.exclude(pk=world.account.pk).exists()
+
+
+def test_xml_bomb_is_rejected(world):
+    with pytest.raises(StatementParseError, match="DTD"):
+        statement_import(source=sample("xml_bomb_camt053.xml"))
+    assert BankTransaction.objects.count() == 0
+
+
+def test_unknown_format_and_size_limit(world, settings):
+    with pytest.raises(UnsupportedFormat):
+        statement_import(source=b"hello;world\n1;2\n")
+    settings.RECONCILIATION_MAX_FILE_BYTES = 1000
+    from collections_app.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed, match="too large"):
+        statement_import(source=sample("camt053_v02_bnp.xml"))
+
+
+def test_pain002_is_recognised_and_dispatched(world):
+    content = (b'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.03">'
+               b"<CstmrPmtStsRpt/></Document>")
+    from reconciliation.parsers import detect
+
+    assert detect(content) == "pain.002"
+
+
+def test_rerunning_matching_changes_nothing(world):
+    from reconciliation.matching import transactions_match
+
+    statement_import(source=sample("camt053_v02_bnp.xml"))
+    snapshot = (list(BankTransaction.objects.order_by("pk").values_list("status", flat=True)),
+                Payment.objects.count(), Match.objects.count(), Event.objects.count(),
+                list(Suggestion.objects.order_by("pk").values_list("pk", "score")))
+    transactions_match()
+    transactions_match()
+    assert snapshot == (list(BankTransaction.objects.order_by("pk").values_list("status", flat=True)),
+                        Payment.objects.count(), Match.objects.count(), Event.objects.count(),
+                        list(Suggestion.objects.order_by("pk").values_list("pk", "score")))

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+from django.db.models import Sum
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collections_app.models import Customer, Invoice, Payment, PaymentAllocation
+from notifications.models import Event
+from reconciliation.imports import statement_import
+from reconciliation.matching import transactions_match
+from reconciliation.models import BankAccount, BankTransaction, Match, Suggestion
+from reconciliation.selectors import invoices_probably_covered
+from reconciliation.services import match_reverse, suggestion_accept, transaction_ignore, transaction_match_manual
+from tests.factories import CreditorFactory, CustomerFactory
+from tests.reconciliation.builders import camt053
+from tests.reconciliation.conftest import invoice, sample
+
+pytestmark = pytest.mark.django_db
+
+
+def test_one_click_match_split_and_unmatch(world):
+    statement_import(source=sample("camt053_v02_bnp.xml"))
+    suggestion = Suggestion.objects.get(transaction__bank_reference="BNP-0005")
+    match = suggestion_accept(suggestion=suggestion)
+    world.bernard_open.refresh_from_db()
+    assert world.bernard_open.status == Invoice.Status.PAID
+    assert match.transaction.status == BankTransaction.Status.MATCHED
+
+    # unmatch: the payment is reversed, the invoice re-opened, the transaction back in the queue
+    tx = match_reverse(match=match)
+    world.bernard_open.refresh_from_db()
+    assert tx.status == BankTransaction.Status.UNMATCHED
+    assert world.bernard_open.status == Invoice.Status.OPEN
+    match.refresh_from_db()
+    assert match.status == Match.Status.REVERSED
+    assert Payment.objects.get(pk=match.payment_id).status == Payment.Status.REVERSED
+    assert Event.objects.filter(type="reconciliation.match_reversed").exists()
+    assert Event.objects.filter(type="invoice.reopened").exists()
+
+    # split the unknown 99.99 across two of Curie's... no: across Dupont's remaining invoice and credit
+    unknown = BankTransaction.objects.get(bank_reference="BNP-0004")
+    other = invoice(world.bernard, "INV-2024-0022", "40.00")
+    match = transaction_match_manual(transaction_=unknown, customer=world.bernard,
+                                     lines=[(world.bernard_open, Decimal("50.00")), (other, Decimal("40.00"))])
+    world.bernard_open.refresh_from_db()
+    other.refresh_from_db()
+    world.bernard.refresh_from_db()
+    assert world.bernard_open.amount_paid == Decimal("50.00")
+    assert other.status == Invoice.Status.PAID
+    assert world.bernard.credit_balance == Decimal("9.99")
+
+    ignored = transaction_ignore(transaction_=BankTransaction.objects.get(bank_reference="BNP-0005"))
+    assert ignored.status == BankTransaction.Status.IGNORED
+
+
+def test_split_cannot_exceed_the_transfer(world):
+    from collections_app.errors import ValidationFailed
+
+    statement_import(source=sample("camt053_v02_bnp.xml"))
+    unknown = BankTransaction.objects.get(bank_reference="BNP-0004")
+    big = invoice(world.bernard, "INV-2024-0099", "500.00")
+    with pytest.raises(ValidationFailed):
+        transaction_match_manual(transaction_=unknown, customer=world.bernard, lines=[(big, Decimal("100.00"))])
+
+
+def test_invoices_probably_covered_by_a_transfer_in_the_review_queue(world):
+    statement_import(source=sample("camt053_v02_bnp.xml"))
+    lonely = invoice(world.curie, "INV-2024-0500", "99.99")
+    covered = invoices_probably_covered(invoice_ids=[world.bernard_open.pk, lonely.pk, world.martin_inv.pk],
+                                        today=dt.date(2024, 3, 10))
+    assert set(covered) == {world.bernard_open.pk}  # INCONNU's 99.99 does not look like Curie
+    assert "150.00" in covered[world.bernard_open.pk]
+    assert invoices_probably_covered(invoice_ids=[world.bernard_open.pk], today=dt.date(2024, 9, 1)) == {}
+
+
+amounts = st.decimals(min_value=Decimal("1.00"), max_value=Decimal("500.00"), places=2)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(invoice_amounts=st.lists(amounts, min_size=1, max_size=5),
+       transfers=st.lists(st.tuples(st.integers(min_value=0, max_value=5), amounts,
+                                    st.sampled_from(["ref", "ref-typo", "name", "none"])),
+                          min_size=1, max_size=6),
+       spread=st.booleans())
+def test_allocations_never_exceed_and_matching_is_stable(db, invoice_amounts, transfers, spread):
+    with transaction.atomic():
+        creditor = CreditorFactory(iban="FR7630004008280001012345691")
+        account = BankAccount.objects.create(
+            creditor=creditor, iban=creditor.iban, account_id=f"PROP-{creditor.pk}",
+            write_off_tolerance=Decimal("0.50"),
+            overpayment=BankAccount.Overpayment.SPREAD if spread else BankAccount.Overpayment.CREDIT)
+        customer = CustomerFactory(creditor=creditor, name="Propriété Testée")
+        invoices = [invoice(customer, f"P{creditor.pk}-{i:04d}", str(a)) for i, a in enumerate(invoice_amounts)]
+        entries = []
+        for n, (index, amount, how) in enumerate(transfers):
+            target = invoices[index % len(invoices)]
+            text = {"ref": f"Facture {target.external_ref}", "ref-typo": target.external_ref.replace("0", "O"),
+                    "name": "", "none": "merci"}[how]
+            entries.append({"amount": amount, "ref": f"P-{n}", "text": text,
+                            "name": customer.name if how == "name" else "Quelqu'un"})
+        statement_import(source=camt053(account.account_id, entries), filename="prop.xml")
+        for inv in Invoice.objects.filter(customer=customer):
+            assert inv.amount_paid + inv.amount_written_off <= inv.amount_total
+        for payment in Payment.objects.filter(customer=customer):
+            allocated = payment.allocations.aggregate(s=Sum("amount"))["s"] or Decimal("0")
+            assert allocated <= payment.amount
+        for match in Match.objects.filter(customer=customer, status=Match.Status.ACTIVE):
+            paid = sum(p.amount for p in (match.payment, match.excess_payment) if p is not None)
+            assert paid <= match.transaction.amount
+        customer.refresh_from_db()
+        total_in = sum(t["amount"] for t in entries)
+        allocated_total = (PaymentAllocation.objects.filter(payment__customer=customer)
+                           .aggregate(s=Sum("amount"))["s"] or Decimal("0"))
+        assert allocated_total + customer.credit_balance <= total_in
+
+        def snapshot():
+            return (list(BankTransaction.objects.filter(bank_account=account).order_by("pk")
+                         .values_list("status", flat=True)),
+                    Payment.objects.count(), PaymentAllocation.objects.count(), Event.objects.count(),
+                    list(Suggestion.objects.order_by("pk").values_list("pk", "score")),
+                    list(Customer.objects.filter(pk=customer.pk).values_list("credit_balance", flat=True)))
+
+        before = snapshot()
+        transactions_match()
+        assert snapshot() == before
+        transaction.set_rollback(True)
