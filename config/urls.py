@@ -10,6 +10,7 @@ from config import views
 api_v1 = [
     path("", include("collections_app.api.urls")),
     path("", include("notifications.api.urls")),  # issue 7
+    path("", include("connectors.api.urls")),  # issue 8
 ]
 
 urlpatterns = [

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from collections_app.models import Creditor, CurrencyField
 
-__all__ = ["ColumnMapping", "ImportJob", "ExportCursor", "ExportJob"]
+__all__ = ["ColumnMapping", "ImportJob", "ExportCursor", "ExportJob", "PendingStatusEvent"]
 
 
 class ColumnMapping(models.Model):
@@ -120,8 +120,8 @@ class ImportJob(models.Model):
 
 
 class ExportCursor(models.Model):
-    """The last outbox event already written to a status file: the next file starts after it,
-    so no change is skipped and none is written twice."""
+    """One stream of status files (a folder of CONNECTORS_EXPORT_DIR): what is queued for it
+    goes into the next file, so no change is skipped and none is written twice."""
 
     name = models.SlugField(_("name"), max_length=80, unique=True)
     creditor = models.ForeignKey(Creditor, on_delete=models.CASCADE, null=True, blank=True,
@@ -129,7 +129,10 @@ class ExportCursor(models.Model):
                                  help_text=_("Empty: every creditor"))
     format = models.CharField(_("format"), max_length=4, choices=[("csv", "CSV"), ("json", "JSON")],
                               default="csv")
-    last_event_id = models.BigIntegerField(_("last event exported"), default=0)
+    start_after_event_id = models.BigIntegerField(
+        _("starts after event"), default=0, editable=False,
+        help_text=_("Events up to this one existed before the cursor: the API event feed has them."))
+    last_event_id = models.BigIntegerField(_("last event exported"), default=0, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -139,6 +142,21 @@ class ExportCursor(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class PendingStatusEvent(models.Model):
+    """An event waiting for the next status file of one cursor.
+
+    Queued by an outbox consumer, so exactly once per committed event whatever order the
+    transactions committed in (event ids are not committed in order: a plain "id > last
+    exported" query could skip an event of a long transaction), and deleted in the
+    transaction that records the file written."""
+
+    cursor = models.ForeignKey(ExportCursor, on_delete=models.CASCADE, related_name="pending")
+    event = models.ForeignKey("notifications.Event", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["cursor", "event"], name="pending_status_event_once")]
 
 
 class ExportJob(models.Model):
