@@ -58,7 +58,7 @@ def detect_encoding(sample: bytes) -> str:
 
 
 def detect_delimiter(text: str) -> str:
-    """The delimiter that splits the header line into the most columns (outside quotes)."""
+    """The delimiter found most often on the header line (headers seldom contain one)."""
     first = next(csv.reader(io.StringIO(text), delimiter="\x00"), [""])
     header = first[0] if first else ""
     counts = {d: header.count(d) for d in DELIMITERS}

@@ -21,6 +21,7 @@ ENGINES = [pytest.param("postgres", marks=pytest.mark.postgres), "orm"]
 def run_file(creditor, name: str, *, engine: str, mode=ImportJob.Mode.ALL_OR_NOTHING, dry_run=False,
              mapping=None) -> ImportJob:
     with open(FILES / name, "rb") as handle:
+        name = Path(name).name
         job = import_job_create(creditor=creditor, filename=name, content=File(handle, name=name), mode=mode,
                                 dry_run=dry_run, mapping=mapping)
     job, _run = import_job_run(job=job, engine=engine)
@@ -202,3 +203,25 @@ def test_set_based_events_look_like_the_services_ones(creditor):
     assert event.payload["pay_url"] == request.pay_url
     assert event.payload["invoice_ids"] == [request.invoices.get().pk]
     assert event.dispatched_at is None
+
+
+@pytest.mark.django_db
+def test_readme_example_file_imports_with_the_default_mapping(creditor):
+    from django.conf import settings
+
+    job = run_file(creditor, str(Path(settings.BASE_DIR) / "docs" / "examples" / "invoices.csv"), engine="orm")
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert Invoice.objects.get(external_ref="F2026-0001").amount_total == Decimal("1250.00")
+    assert Invoice.objects.get(external_ref="F2026-0002").description == \
+        "Maintenance four\r\n(pièces et main-d’œuvre)"
+
+
+def test_header_recognition_ignores_case_accents_and_punctuation():
+    from connectors.importing.fields import resolve_headers
+
+    headers = ["N° Facture", "Code-Client", "Raison sociale", "Montant TTC", "Date d'échéance", "Échéance",
+               "Divers"]
+    assert resolve_headers(headers) == {0: "external_ref", 1: "customer_ref", 2: "name", 3: "amount",
+                                        5: "due_date"}
+    assert resolve_headers(headers, {"Divers": "description", "Montant TTC": "ignore"}) == {
+        0: "external_ref", 1: "customer_ref", 2: "name", 5: "due_date", 6: "description"}
