@@ -18,7 +18,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportMixin
 
-from collections_app.errors import DomainError
 from collections_app.models import Creditor, Customer, Invoice, Payment
 from connectors import accounting, reports, services
 from connectors.exports import export_cursor_create, status_file_write

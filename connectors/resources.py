@@ -30,6 +30,16 @@ class CreditorCustomerWidget(widgets.ForeignKeyWidget):
         return Customer.objects.filter(creditor_id=row.get("creditor"))
 
 
+class CreditorRequestWidget(widgets.ForeignKeyWidget):
+    """A payment request named by its reference, within the row's creditor."""
+
+    def __init__(self):
+        super().__init__(PaymentRequest, field="reference")
+
+    def get_queryset(self, value, row, *args, **kwargs):
+        return PaymentRequest.objects.filter(creditor_id=row.get("creditor"))
+
+
 class CustomerResource(resources.ModelResource):
     creditor = fields.Field(attribute="creditor", column_name="creditor",
                             widget=widgets.ForeignKeyWidget(Creditor, "pk"))
@@ -100,7 +110,7 @@ class PaymentResource(resources.ModelResource):
     creditor = fields.Field(attribute="creditor", column_name="creditor",
                             widget=widgets.ForeignKeyWidget(Creditor, "pk"))
     payment_request = fields.Field(attribute="payment_request", column_name="payment_request_reference",
-                                   widget=widgets.ForeignKeyWidget(PaymentRequest, "reference"))
+                                   widget=CreditorRequestWidget())
     status = fields.Field(attribute="status", column_name="status", readonly=True)
     succeeded_at = fields.Field(attribute="succeeded_at", column_name="succeeded_at", readonly=True)
 

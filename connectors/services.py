@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from collections_app.errors import InvalidTransition, ValidationFailed
+from collections_app.errors import ValidationFailed
 from collections_app.models import Creditor, PaymentRequest
 from collections_app.selectors import transfer_beneficiary
 from connectors.importing.normalise import RowError
@@ -293,7 +293,3 @@ def drop_folder_scan(*, now=None) -> list[ImportJob]:
             jobs.append(job)
     return jobs
 
-
-def import_job_require_finished(job: ImportJob) -> None:
-    if job.status not in ImportJob.FINISHED:
-        raise InvalidTransition(_("The import is not finished yet."))
