@@ -225,3 +225,54 @@ def test_header_recognition_ignores_case_accents_and_punctuation():
                                         5: "due_date"}
     assert resolve_headers(headers, {"Divers": "description", "Montant TTC": "ignore"}) == {
         0: "external_ref", 1: "customer_ref", 2: "name", 5: "due_date", 6: "description"}
+
+
+@pytest.mark.django_db
+def test_a_job_runs_once(creditor):
+    job = run_file(creditor, "utf8_bom_english.csv", engine="orm")
+    again, run = import_job_run(job=job)
+    assert run is None and again.status == ImportJob.Status.SUCCEEDED
+    assert Invoice.objects.count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_of_the_same_file_at_once_create_each_invoice_once():
+    import threading
+
+    from django.db import connection
+
+    from tests.factories import CreditorFactory
+
+    creditor = CreditorFactory()
+    jobs = []
+    for _ in range(2):
+        with open(FILES / "sage_cp1252_semicolon.csv", "rb") as handle:
+            jobs.append(import_job_create(creditor=creditor, filename="same.csv",
+                                          content=File(handle, name="same.csv")))
+    barrier = threading.Barrier(2)
+    failures = []
+
+    def work(job):
+        try:
+            barrier.wait()
+            import_job_run(job=job, engine="postgres")
+        except Exception as exc:  # reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert Invoice.objects.filter(creditor=creditor).count() == 3
+    assert PaymentRequest.objects.filter(creditor=creditor).count() == 3
+    assert Customer.objects.filter(creditor=creditor).count() == 2
+    done = [ImportJob.objects.get(pk=j.pk) for j in jobs]
+    assert all(j.status == ImportJob.Status.SUCCEEDED for j in done)
+    assert sum(j.invoices_created for j in done) == 3
+    assert Event.objects.filter(type="payment_request.created", creditor_id=creditor.pk).count() == 3
