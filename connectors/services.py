@@ -144,6 +144,13 @@ def import_job_run(*, job: ImportJob, items: list[dict] | None = None, engine: s
         with transaction.atomic():
             _finish(job, run, status=ImportJob.Status.FAILED, message=str(exc))
         return job, run
+    except Exception as exc:
+        # Never leave a job "running" for ever: record the failure (its writing was rolled
+        # back), then let the task runner see the error too.
+        with transaction.atomic():
+            _finish(job, ImportRun(rows_total=run.rows_total), status=ImportJob.Status.FAILED,
+                    message=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
     if not run.written:
         with transaction.atomic():
             if job.dry_run:

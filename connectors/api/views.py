@@ -43,7 +43,7 @@ class InvoiceImportViewSet(CreditorScopedViewSet, mixins.ListModelMixin, mixins.
         return Response({"job": s.ImportJobSerializer(job).data, "results": results}, status=code)
 
     @extend_schema(responses={(200, "text/csv"): bytes})
-    @action(detail=True, methods=["get"], url_path="errors.csv")
+    @action(detail=True, methods=["get"], url_path="errors")
     def errors_csv(self, request, pk=None):
         job = self.get_object()
         response = HttpResponse(services.errors_csv(job.errors), content_type="text/csv; charset=utf-8")
@@ -51,7 +51,7 @@ class InvoiceImportViewSet(CreditorScopedViewSet, mixins.ListModelMixin, mixins.
         return response
 
     @extend_schema(responses={(200, "text/csv"): bytes})
-    @action(detail=True, methods=["get"], url_path="return-file.csv")
+    @action(detail=True, methods=["get"], url_path="return-file")
     def return_file(self, request, pk=None):
         job = self.get_object()
         if not job.return_file:

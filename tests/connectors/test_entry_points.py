@@ -174,3 +174,36 @@ def test_status_file_json_format(creditor, customer, settings, tmp_path):
     data = json.loads(Path(job.path).read_text("utf-8"))
     assert [d["type"] for d in data] == ["invoice.created", "payment_request.created"]
     assert data[1]["payload"]["pay_url"].startswith("http")
+
+
+@pytest.mark.django_db
+def test_bulk_endpoint_is_in_the_openapi_schema(client):
+    schema = client.get("/api/schema/?format=json").json()
+    assert "post" in schema["paths"]["/api/v1/invoice-imports/"]
+    assert "/api/v1/invoice-imports/{id}/errors/" in schema["paths"]
+
+
+@pytest.mark.django_db
+def test_unbound_key_must_name_the_creditor(api, creditor):
+    response = api.post("/api/v1/invoice-imports/", {"invoices": rows(1)}, format="json")
+    assert response.status_code == 400 and "creditor" in response.json()["error"]["fields"]
+    response = api.post("/api/v1/invoice-imports/", {"invoices": rows(1), "creditor": creditor.pk}, format="json")
+    assert response.status_code == 201
+    assert api.get(f"/api/v1/invoice-imports/{response.json()['job']['id']}/").json()["invoices_created"] == 1
+
+
+@pytest.mark.django_db
+def test_api_error_report_and_return_file_of_a_file_import(api, creditor):
+    from django.core.files import File
+
+    from connectors.services import import_job_create, import_job_run
+
+    with open(FILES / "bad_rows.csv", "rb") as handle:
+        job = import_job_create(creditor=creditor, filename="bad.csv", content=File(handle, name="bad.csv"),
+                                mode="valid_rows")
+    import_job_run(job=job)
+    errors = api.get(f"/api/v1/invoice-imports/{job.pk}/errors/")
+    assert errors["Content-Type"].startswith("text/csv")
+    assert errors.content.decode("utf-8-sig").splitlines()[0] == "row,column,message"
+    returned = api.get(f"/api/v1/invoice-imports/{job.pk}/return-file/").content.decode("utf-8-sig").splitlines()
+    assert [line.split(",")[0] for line in returned] == ["external_ref", "OK-1", "OK-2"]
