@@ -95,10 +95,21 @@ def ours(path: Path) -> tuple[float, object]:
     with open(path, "rb") as handle:
         job = import_job_create(creditor=creditor, filename=path.name, content=File(handle, name=path.name),
                                 source="command")
+    marks: list[tuple[str, float]] = []
+
+    def progress(phase: str, fraction: float, rows: int) -> None:
+        if not marks or marks[-1][0] != phase:
+            marks.append((phase, time.perf_counter()))
+
     started = time.perf_counter()
-    job, _run = import_job_run(job=job, write_return_file=False)
+    job, _run = import_job_run(job=job, write_return_file=False, progress=progress)
     elapsed = time.perf_counter() - started
     assert job.status == "succeeded", (job.status, job.message, job.errors[:5])
+    # Seconds per phase; "commit" is the end of the last phase to the end (deferred FK checks).
+    ends = [t for _p, t in marks[1:]] + [started + elapsed]
+    phases = {f"phase_{name.replace(' ', '_')}_s": round(end - begin, 1)
+              for (name, begin), end in zip(marks, ends, strict=True)}
+    job.phases = phases
     return elapsed, job
 
 
@@ -138,5 +149,6 @@ def run(ctx) -> dict:
             "ours_vs_copy": round(ours_rps / copy_rps, 3),
             "ours_vs_import_export": round(ours_rps / iie_rps, 1),
             "generate_s": round(generated_s, 1),
+            **job.phases,
         },
     }
