@@ -109,7 +109,9 @@ def run_import(*, creditor, source: RowSource, columns: dict[str, str] | None, d
                 for error in outcome.errors:
                     error_column = normaliser.column_name(error.column) if error.column else error.column
                     run.errors.append(RowError(error.row, error_column, error.message))
-                    run.valid_refs = {ref: n for ref, n in run.valid_refs.items() if n != error.row}
+                if outcome.errors:
+                    rejected = {error.row for error in outcome.errors}
+                    run.valid_refs = {ref: n for ref, n in run.valid_refs.items() if n not in rejected}
                 run.rows_valid -= len(outcome.errors)
                 if dry_run or (all_or_nothing and run.errors):
                     raise _Rollback

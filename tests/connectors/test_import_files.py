@@ -276,3 +276,34 @@ def test_two_imports_of_the_same_file_at_once_create_each_invoice_once():
     assert all(j.status == ImportJob.Status.SUCCEEDED for j in done)
     assert sum(j.invoices_created for j in done) == 3
     assert Event.objects.filter(type="payment_request.created", creditor_id=creditor.pk).count() == 3
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rows_that_would_break_existing_invoices_are_row_errors(creditor, engine, tmp_path, settings):
+    from collections_app import services as core
+
+    settings.LANGUAGE_CODE = "en"
+    run_file(creditor, "utf8_bom_english.csv", engine=engine)
+    request = PaymentRequest.objects.get(reference="INV-1001")
+    payment = core.payment_create(customer=request.customer, method="card", amount="49.90", payment_request=request)
+    core.payment_record_success(payment=payment)
+    text = (FILES / "utf8_bom_english.csv").read_text("utf-8-sig")
+    text = text.replace("49.90", "59.90").replace("INV-1002,cus_bob", "INV-1002,cus_carol")
+    text += "INV-1003,cus_dan,Dan,dan@example.com,,10.00,EUR,2026-01-12,2026-02-11,\n"
+    path = tmp_path / "changed.csv"
+    path.write_text(text, "utf-8")
+    with open(path, "rb") as handle:
+        job = import_job_create(creditor=creditor, filename="changed.csv", content=File(handle, name="changed.csv"),
+                                mode=ImportJob.Mode.VALID_ROWS)
+    job, _ = import_job_run(job=job, engine=engine)
+
+    assert job.status == ImportJob.Status.PARTIAL
+    assert job.errors == [
+        {"row": 2, "column": "reference", "message": "Invoice INV-1001 is Paid and cannot be changed."},
+        {"row": 3, "column": "customer_ref", "message": "Invoice INV-1002 already exists for customer cus_bob."},
+    ]
+    assert job.invoices_created == 1 and Invoice.objects.get(external_ref="INV-1001").amount_total == Decimal("49.90")
+    assert Invoice.objects.get(external_ref="INV-1002").customer.external_ref == "cus_bob"
+    assert [line.split(",")[0] for line in
+            job.return_file.open("rb").read().decode("utf-8-sig").splitlines()] == ["external_ref", "INV-1003"]
