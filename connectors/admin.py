@@ -183,7 +183,8 @@ class ImportJobAdmin(admin.ModelAdmin):
             "function poll(){{fetch(box.dataset.url,{{credentials:'same-origin'}}).then(function(r){{return r.json()}})"
             ".then(function(d){{box.querySelector('progress').value=d.progress;"
             "box.querySelector('.label').textContent=d.status_label+' '+(d.phase||'')+' '+d.progress+'% ('+d.rows+')';"
-            "if(d.finished){{if(document.querySelector('.change-form'))location.reload()}}else setTimeout(poll,1000)}})}}"
+            "if(d.finished){{if(document.querySelector('.change-form'))location.reload()}}"
+            "else setTimeout(poll,1000)}})}}"
             "setTimeout(poll,1000)}})()</script>",
             url, obj.progress, obj.get_status_display(), obj.progress)
 

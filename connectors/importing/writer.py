@@ -272,7 +272,8 @@ def write_postgres(*, creditor: Creditor, copy_source: IO[str], collect_outcomes
             WHERE NOT EXISTS (SELECT 1 FROM {invoice_t} i
                               WHERE i.creditor_id = %(creditor)s AND i.external_ref = r.external_ref)""", params)
         for row_no, _ref in cursor.fetchall():
-            out.errors.append(RowError(row_no, "external_ref", _("A payment request with this reference already exists.")))
+            out.errors.append(RowError(row_no, "external_ref",
+                                       _("A payment request with this reference already exists.")))
             rejected.append(row_no)
         if rejected:
             cursor.execute("DELETE FROM import_rows WHERE row_no = ANY(%s)", [rejected])

@@ -88,7 +88,8 @@ def test_xlsx(creditor, engine):
 BAD_ROW_ERRORS = [
     {"row": 3, "column": "currency", "message": "Unknown currency XYZ."},
     {"row": 4, "column": "amount", "message": "The amount must be greater than zero."},
-    {"row": 5, "column": "issue_date", "message": "“31/02/2026” is not a valid date (expected dd/mm/yyyy, yyyy-mm-dd)."},
+    {"row": 5, "column": "issue_date",
+     "message": "“31/02/2026” is not a valid date (expected dd/mm/yyyy, yyyy-mm-dd)."},
     {"row": 6, "column": "reference", "message": "Invoice number OK-1 is already on row 2."},
 ]
 
