@@ -181,3 +181,24 @@ def period_check(start: dt.date, end: dt.date) -> None:
 
     if end < start:
         raise ValidationFailed(_("The end of the period is before its start."), field="end")
+
+
+def accounting_export_build(*, creditor: Creditor, start: dt.date, end: dt.date,
+                            format: str = "fec") -> tuple[str, bytes, int]:
+    """(file name, content, lines) of a period's export, recorded as an ExportJob."""
+    from connectors.models import ExportJob
+
+    period_check(start, end)
+    entries = accounting_entries(creditor=creditor, start=start, end=end)
+    if format == "fec":
+        name, body = fec_filename(creditor, end), fec(entries)
+    elif format == "journal":
+        name, body = f"journal-{creditor.pk}-{start:%Y%m%d}-{end:%Y%m%d}.csv", journal_csv(entries)
+    else:
+        from collections_app.errors import ValidationFailed
+
+        raise ValidationFailed(_("Unknown format %(format)s.") % {"format": format}, field="format")
+    lines = sum(len(e.lines) for e in entries)
+    ExportJob.objects.create(kind=format, creditor=creditor, path=name, period_start=start, period_end=end,
+                             rows=lines)
+    return name, body, lines

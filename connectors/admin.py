@@ -330,16 +330,10 @@ class ExportJobAdmin(admin.ModelAdmin):
         form = AccountingExportForm(request.GET or None)
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
-            entries = accounting.accounting_entries(creditor=data["creditor"], start=data["start"], end=data["end"])
-            if data["format"] == "fec":
-                body, name = accounting.fec(entries), accounting.fec_filename(data["creditor"], data["end"])
-                content_type = "text/tab-separated-values; charset=iso-8859-15"
-            else:
-                body, name = accounting.journal_csv(entries), f"journal-{data['start']}-{data['end']}.csv"
-                content_type = "text/csv; charset=utf-8"
-            ExportJob.objects.create(kind=data["format"], creditor=data["creditor"], path=name,
-                                     period_start=data["start"], period_end=data["end"],
-                                     rows=sum(len(e.lines) for e in entries))
+            name, body, _lines = accounting.accounting_export_build(
+                creditor=data["creditor"], start=data["start"], end=data["end"], format=data["format"])
+            content_type = ("text/tab-separated-values; charset=iso-8859-15" if data["format"] == "fec"
+                            else "text/csv; charset=utf-8")
             response = HttpResponse(body, content_type=content_type)
             response["Content-Disposition"] = f'attachment; filename="{name}"'
             return response

@@ -5,6 +5,7 @@ import datetime as dt
 import io
 from collections import defaultdict
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -80,3 +81,18 @@ def test_journal_csv_and_period_bounds(customer):
     yesterday = today - dt.timedelta(days=1)
     assert accounting_entries(creditor=customer.creditor, start=yesterday, end=yesterday) == []
     assert len(accounting_entries(creditor=customer.creditor, start=yesterday, end=today)) == 5
+
+
+@pytest.mark.django_db
+def test_accounting_export_command(customer, tmp_path, capsys):
+    import json
+
+    from django.core.management import call_command
+
+    money_movements(customer)
+    today = timezone.localdate()
+    call_command("accounting_export", "--creditor", str(customer.creditor.pk), "--start", today.isoformat(),
+                 "--end", today.isoformat(), "--format", "journal", "--output-dir", str(tmp_path), "--json")
+    data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert data["lines"] == 10
+    assert Path(data["path"]).read_bytes().decode("utf-8-sig").startswith("date,journal,entry,kind,account")
