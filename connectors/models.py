@@ -52,6 +52,18 @@ class ColumnMapping(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from connectors.importing.fields import FIELDS
+
+        if not isinstance(self.columns, dict):
+            raise ValidationError({"columns": _('A JSON object: {"ERP column": "field"}.')})
+        wrong = sorted({str(v) for v in self.columns.values() if v not in FIELDS and v != "ignore"})
+        if wrong:
+            raise ValidationError({"columns": _("Unknown field(s): %(fields)s. Fields: %(known)s, or ignore.")
+                                   % {"fields": ", ".join(wrong), "known": ", ".join(FIELDS)}})
+
 
 class ImportJob(models.Model):
     """One import of invoices (a file, an API call), with its progress and its row errors."""

@@ -175,3 +175,20 @@ def test_import_export_buttons_and_resources_use_the_services(admin_client, cust
     assert PaymentResource().import_data(payments, dry_run=False).totals["skip"] == 1
     exported = PaymentResource().export()
     assert "CHQ-0042" in exported.csv
+
+
+@pytest.mark.django_db
+def test_column_mapping_form_checks_the_fields(admin_client, creditor, settings):
+    settings.LANGUAGE_CODE = "en"
+    url = reverse("admin:connectors_columnmapping_add")
+    page = admin_client.get(url).content.decode()
+    assert "numero_facture" in page  # the default headers are shown
+    response = admin_client.post(url, {"name": "sage", "creditor": creditor.pk, "columns": '{"Num": "invoice"}',
+                                       "delimiter": "auto", "decimal_separator": "auto", "date_format": "",
+                                       "default_currency": ""})
+    assert response.status_code == 200 and "Unknown field(s): invoice" in response.content.decode()
+    response = admin_client.post(url, {"name": "sage", "creditor": creditor.pk,
+                                       "columns": '{"Num": "external_ref", "Divers": "ignore"}',
+                                       "delimiter": ";", "decimal_separator": ",", "date_format": "%d/%m/%Y",
+                                       "default_currency": "EUR"})
+    assert response.status_code == 302
