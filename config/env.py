@@ -72,3 +72,7 @@ WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", [])
 
 Q_WORKERS = env_int("Q_WORKERS", 2)
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+
+# issue 8: ERP connectors' folders (default: under DATA_DIR's drop/ and outbox/)
+CONNECTORS_IMPORT_DIR = _get("CONNECTORS_IMPORT_DIR")
+CONNECTORS_EXPORT_DIR = _get("CONNECTORS_EXPORT_DIR")

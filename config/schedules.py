@@ -21,6 +21,11 @@ SCHEDULES: list[dict] = [
      "schedule_type": Schedule.MINUTES, "minutes": 5},
     {"name": "purge-idempotency-keys", "func": "collections_app.tasks.purge_idempotency_keys",
      "schedule_type": Schedule.HOURLY},
+    # issue 8: ERP connectors
+    {"name": "poll-invoice-drop-folder", "func": "connectors.tasks.poll_drop_folder",
+     "schedule_type": Schedule.MINUTES, "minutes": 1},
+    {"name": "write-status-files", "func": "connectors.tasks.write_status_files",
+     "schedule_type": Schedule.MINUTES, "minutes": 15},
 ]
 
 

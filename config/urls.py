@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("collections_app.api.urls")),
     path("", include("notifications.api.urls")),  # issue 7
     path("", include("reconciliation.api.urls")),  # issue 4
+    path("", include("connectors.api.urls")),  # issue 8
 ]
 
 urlpatterns = [

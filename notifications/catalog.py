@@ -144,6 +144,17 @@ register("reconciliation.match_reversed",
 register("reconciliation.ignored", "A bank transaction was set aside as not concerning collections.", _BANK_TX)
 
 
+# ERP connectors (issue 8)
+_IMPORT = ("import_job_id", "status", "previous_status", "source", "filename", "dry_run", "mode", "rows_total",
+           "rows_valid", "rows_rejected", "customers_created", "invoices_created", "invoices_updated",
+           "invoices_unchanged", "payment_requests_created")
+register("invoice_import.started", "An invoice import (file, drop folder or API call) started.", _IMPORT)
+register("invoice_import.finished",
+         "An invoice import finished: status says imported, partial (rows rejected), failed or previewed (dry run).",
+         _IMPORT)
+register("status_file.written", "A status file of changes was written to the outgoing drop folder.",
+         ("export_job_id", "cursor", "path", "format", "from_event_id", "to_event_id", "rows"))
+
 def is_known(name: str) -> bool:
     return name in CATALOG
 

@@ -116,6 +116,10 @@ MEDIA_ROOT = DATA_DIR / "media"
 # Folders exchanged with banks and ERPs (drop folders in, outboxes out).
 DROP_DIR = DATA_DIR / "drop"
 OUTBOX_DIR = DATA_DIR / "outbox"
+# issue 8: ERP connectors. Invoice files dropped in CONNECTORS_IMPORT_DIR/<column mapping name>/,
+# status files written to CONNECTORS_EXPORT_DIR/<cursor name>/.
+CONNECTORS_IMPORT_DIR = env.CONNECTORS_IMPORT_DIR or DROP_DIR / "invoices"
+CONNECTORS_EXPORT_DIR = env.CONNECTORS_EXPORT_DIR or OUTBOX_DIR / "status"
 
 EMAIL_BACKEND = env.EMAIL_BACKEND
 EMAIL_HOST = env.EMAIL_HOST

@@ -11,3 +11,5 @@ DROP_DIR = DATA_DIR / "test-drop"
 OUTBOX_DIR = DATA_DIR / "test-outbox"
 LOGGING = {"version": 1, "disable_existing_loggers": False,
            "root": {"handlers": [], "level": "WARNING"}}
+CONNECTORS_IMPORT_DIR = DROP_DIR / "invoices"
+CONNECTORS_EXPORT_DIR = OUTBOX_DIR / "status"

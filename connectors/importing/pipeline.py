@@ -1,0 +1,131 @@
+"""Running an import: read → normalise (streaming, progress) → write in one transaction."""
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, transaction
+
+from django.utils.translation import gettext as _
+
+from connectors.importing.fields import FIELDS, resolve_headers
+from connectors.importing.normalise import CleanRow, Normaliser, RowError
+from connectors.importing.reader import RowSource
+from connectors.importing.writer import WriteOutcome, copy_line, write_orm, write_postgres
+
+PREVIEW_ROWS = 20
+Progress = Callable[[str, float, int], None]  # phase, fraction 0..1, rows read
+
+
+class _Rollback(Exception):
+    pass
+
+
+@dataclass
+class ImportRun:
+    rows_total: int = 0
+    rows_valid: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    outcome: WriteOutcome | None = None
+    written: bool = False  # committed
+    preview: list[dict[str, Any]] = field(default_factory=list)
+    valid_refs: dict[str, int] = field(default_factory=dict)  # external_ref -> row number
+    file_error: str = ""
+    row_refs: dict[int, str] = field(default_factory=dict)  # row -> external_ref (API answers)
+
+
+def choose_engine(engine: str = "auto") -> str:
+    if engine == "auto":
+        return "postgres" if connection.vendor == "postgresql" else "orm"
+    return engine
+
+
+def run_import(*, creditor, source: RowSource, columns: dict[str, str] | None, default_currency: str,
+               date_format: str, decimal_separator: str, all_or_nothing: bool, dry_run: bool,
+               engine: str = "auto", progress: Progress | None = None, collect_outcomes: bool = False,
+               on_written: Callable[[ImportRun], None] | None = None, keep_row_refs: bool = False) -> ImportRun:
+    """Read and validate every row, then write the valid ones in one transaction, unless the
+    mode is all-or-nothing and a row is wrong, or this is a dry run (written, then rolled back,
+    so that the preview counts are exact). `on_written` runs inside the transaction, just
+    before commit (the job's own status change and event)."""
+    engine = choose_engine(engine)
+    report = progress or (lambda phase, fraction, rows: None)
+    run = ImportRun()
+    normaliser = Normaliser(headers=source.headers, column_fields=resolve_headers(source.headers, columns),
+                            default_currency=default_currency, date_format=date_format,
+                            decimal_separator=decimal_separator)
+    missing = normaliser.missing_columns()
+    if missing:
+        run.errors = [RowError(1, f, _("No column is recognised as %(field)s (%(label)s).")
+                               % {"field": f, "label": FIELDS[f][0]}) for f in missing]
+        return run
+
+    spool = tempfile.TemporaryFile(mode="w+", encoding="utf-8") if engine == "postgres" else None
+    rows: list[CleanRow] = []
+    last = time.monotonic()
+    report("reading", 0.0, 0)
+    try:
+        for number, values in source.rows:
+            run.rows_total += 1
+            clean, errors = normaliser.clean(number, values)
+            if keep_row_refs:
+                ref = normaliser._cell(values, "external_ref") if clean is None else clean.external_ref
+                run.row_refs[number] = str(ref or "").strip()
+            if errors:
+                run.errors.extend(errors)
+                continue
+            run.rows_valid += 1
+            if len(run.preview) < PREVIEW_ROWS:
+                run.preview.append({**clean._asdict(), "amount": str(clean.amount),
+                                    "issue_date": clean.issue_date.isoformat(),
+                                    "due_date": clean.due_date.isoformat()})
+            if spool is not None:
+                spool.write(copy_line(clean))
+            else:
+                rows.append(clean)
+            if not run.rows_total % 2000 and time.monotonic() - last > 0.5:
+                last = time.monotonic()
+                report("reading", source.fraction(), run.rows_total)
+        report("reading", 1.0, run.rows_total)
+        run.valid_refs = normaliser.seen
+        if run.errors and all_or_nothing and not dry_run:
+            return run
+        if not run.rows_valid:
+            return run
+        try:
+            with transaction.atomic():
+                if spool is not None:
+                    spool.seek(0)
+                    outcome = write_postgres(creditor=creditor, copy_source=spool, collect_outcomes=collect_outcomes,
+                                             progress=lambda phase, fraction: report(phase, fraction,
+                                                                                     run.rows_total))
+                else:
+                    report("writing", 0.0, run.rows_total)
+                    outcome = write_orm(creditor=creditor, rows=rows, collect_outcomes=collect_outcomes)
+                run.outcome = outcome
+                for error in outcome.errors:
+                    error_column = normaliser.column_name(error.column) if error.column else error.column
+                    run.errors.append(RowError(error.row, error_column, error.message))
+                if outcome.errors:
+                    rejected = {error.row for error in outcome.errors}
+                    run.valid_refs = {ref: n for ref, n in run.valid_refs.items() if n not in rejected}
+                run.rows_valid -= len(outcome.errors)
+                if dry_run or (all_or_nothing and run.errors):
+                    raise _Rollback
+                # Deferred foreign-key checks run at commit: on a big file, a phase of its own.
+                report("committing", 1.0, run.rows_total)
+                if on_written:
+                    run.written = True
+                    on_written(run)
+        except _Rollback:
+            run.written = False
+        else:
+            run.written = True
+    finally:
+        if spool is not None:
+            spool.close()
+    run.errors.sort(key=lambda e: e.row)
+    return run

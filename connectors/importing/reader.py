@@ -1,0 +1,180 @@
+"""Reading import files: CSV as real ERPs export it (comma or semicolon, UTF-8 with or without
+BOM, Windows-1252/Latin-1, quoted fields with newlines) and XLSX (first sheet, read-only)."""
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+SAMPLE_SIZE = 1 << 20
+DELIMITERS = (";", ",", "\t", "|")
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be read (not a row error)."""
+
+
+@dataclass
+class RowSource:
+    headers: list[str]
+    rows: Iterator[tuple[int, list[Any]]]  # (row number as the user sees it, cell values)
+    fraction: Callable[[], float]  # how much of the file has been read, 0..1
+    kind: str
+    encoding: str = ""
+    delimiter: str = ""
+    details: dict = field(default_factory=dict)
+
+
+def detect_encoding(sample: bytes) -> str:
+    """UTF-8 (BOM or not) when the bytes are valid UTF-8, else Windows-1252 (what Excel and
+    most French ERPs write), else Latin-1 which decodes anything."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        sample.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        # cp1252 leaves 0x81, 0x8D, 0x8F, 0x90, 0x9D undefined: what charset-normalizer
+        # finds best among the 8-bit Western encodings, Latin-1 if it has no opinion.
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(sample, cp_isolation=["latin_1", "iso8859_15", "cp850", "mac_roman"]).best()
+        return best.encoding if best else "latin_1"
+
+
+def detect_delimiter(text: str) -> str:
+    """The delimiter found most often on the header line (headers seldom contain one)."""
+    first = next(csv.reader(io.StringIO(text), delimiter="\x00"), [""])
+    header = first[0] if first else ""
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def read_csv(path: Path, *, delimiter: str = "auto", encoding: str = "auto") -> RowSource:
+    size = max(os.path.getsize(path), 1)
+    raw = open(path, "rb")  # noqa: SIM115 - closed by the generator below
+    sample = raw.read(SAMPLE_SIZE)
+    raw.seek(0)
+    if encoding in ("", "auto"):
+        encoding = detect_encoding(sample)
+    if delimiter in ("", "auto"):
+        delimiter = detect_delimiter(sample.decode(encoding, errors="replace").lstrip("\ufeff")[:65536])
+    text = io.TextIOWrapper(raw, encoding=encoding, newline="")
+    reader = csv.reader(text, delimiter=delimiter)
+    try:
+        headers = [h.strip().lstrip("\ufeff") for h in next(reader)]
+    except StopIteration:
+        raw.close()
+        raise ImportFileError(_("The file is empty.")) from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raw.close()
+        raise ImportFileError(_("The file cannot be read: %(error)s") % {"error": exc}) from exc
+
+    def rows() -> Iterator[tuple[int, list[Any]]]:
+        number = 1
+        try:
+            for record in reader:
+                number += 1
+                if record and any(cell.strip() for cell in record):
+                    yield number, record
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(_("The file is not valid %(encoding)s after row %(row)s.")
+                                  % {"encoding": encoding, "row": number}) from exc
+        except csv.Error as exc:
+            raise ImportFileError(_("Row %(row)s cannot be read: %(error)s") % {"row": number + 1, "error": exc}) \
+                from exc
+        finally:
+            raw.close()
+
+    def fraction() -> float:
+        try:
+            return min(raw.tell() / size, 1.0)
+        except ValueError:  # closed
+            return 1.0
+
+    return RowSource(headers=headers, rows=rows(), fraction=fraction, kind="csv", encoding=encoding,
+                     delimiter=delimiter)
+
+
+def _xlsx_cell(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.date() if value.time() == dt.time(0) else value
+    if isinstance(value, float):
+        # repr() gives the shortest string that round-trips: 1234.56, never 1234.5599999
+        return repr(value)
+    return value
+
+
+def read_xlsx(path: Path) -> RowSource:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zipfile/openpyxl raise many kinds for a file that is not XLSX
+        raise ImportFileError(_("The file is not a readable XLSX workbook: %(error)s") % {"error": exc}) from exc
+    sheet = workbook.worksheets[0]
+    iterator = sheet.iter_rows(values_only=True)
+    try:
+        headers = [str(h).strip() if h is not None else "" for h in next(iterator)]
+    except StopIteration:
+        workbook.close()
+        raise ImportFileError(_("The file is empty.")) from None
+    total = max((sheet.max_row or 0), 1)
+    state = {"row": 1}
+
+    def rows() -> Iterator[tuple[int, list[Any]]]:
+        try:
+            for number, values in enumerate(iterator, start=2):
+                state["row"] = number
+                cells = [_xlsx_cell(v) for v in values]
+                if any(c not in (None, "") for c in cells):
+                    yield number, cells
+        finally:
+            workbook.close()
+
+    return RowSource(headers=headers, rows=rows(), fraction=lambda: min(state["row"] / total, 1.0), kind="xlsx",
+                     details={"sheet": sheet.title})
+
+
+def open_rows(path: Path, *, filename: str = "", delimiter: str = "auto", encoding: str = "auto") -> RowSource:
+    name = (filename or str(path)).lower()
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if name.endswith((".xlsx", ".xlsm")) or magic == b"PK\x03\x04":
+        return read_xlsx(path)
+    return read_csv(path, delimiter=delimiter, encoding=encoding)
+
+
+def dict_rows(items: list[dict[str, Any]]) -> RowSource:
+    """API rows: already named by field, numbered from 1 like the list they came in."""
+    from connectors.importing.fields import FIELDS
+
+    headers = list(FIELDS)
+    total = max(len(items), 1)
+    state = {"i": 0}
+
+    def rows() -> Iterator[tuple[int, list[Any]]]:
+        for index, item in enumerate(items, start=1):
+            state["i"] = index
+            if not isinstance(item, dict):
+                yield index, [None] * len(headers)
+                continue
+            yield index, [item.get(h) for h in headers]
+
+    return RowSource(headers=headers, rows=rows(), fraction=lambda: state["i"] / total, kind="api")

@@ -1,0 +1,310 @@
+"""Invoice import from real-shaped files, on both writing engines (set-based PostgreSQL and
+the services one by one): the same rows, errors and events either way."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.core.files import File
+
+from collections_app.models import Customer, Invoice, PaymentRequest
+from connectors.models import ImportJob
+from connectors.services import import_job_create, import_job_run
+from notifications.models import Event, EventSubject
+
+FILES = Path(__file__).parent / "files"
+ENGINES = [pytest.param("postgres", marks=pytest.mark.postgres), "orm"]
+
+
+def run_file(creditor, name: str, *, engine: str, mode=ImportJob.Mode.ALL_OR_NOTHING, dry_run=False,
+             mapping=None) -> ImportJob:
+    with open(FILES / name, "rb") as handle:
+        name = Path(name).name
+        job = import_job_create(creditor=creditor, filename=name, content=File(handle, name=name), mode=mode,
+                                dry_run=dry_run, mapping=mapping)
+    job, _run = import_job_run(job=job, engine=engine)
+    job.refresh_from_db()
+    return job
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_semicolon_cp1252_comma_decimals_french_dates(creditor, engine):
+    job = run_file(creditor, "sage_cp1252_semicolon.csv", engine=engine)
+
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert (job.rows_total, job.rows_valid, job.rows_rejected) == (3, 3, 0)
+    assert (job.customers_created, job.invoices_created, job.payment_requests_created) == (2, 3, 3)
+    first = Invoice.objects.get(creditor=creditor, external_ref="FA-2026-0001")
+    assert first.amount_total == Decimal("1234.56")
+    assert first.issue_date == dt.date(2026, 1, 5) and first.due_date == dt.date(2026, 2, 4)
+    assert first.customer.name == "Société Générale des Eaux"
+    assert first.customer.phone == "01 23 45 67 89"
+    second = Invoice.objects.get(creditor=creditor, external_ref="FA-2026-0002")
+    assert second.description == "Pain & viennoiseries\r\nlivraison comprise"
+    assert second.amount_total == Decimal("89.90")
+    assert Invoice.objects.get(external_ref="FA-2026-0003").description == "Frais de dossier – 12 €"
+    assert Customer.objects.get(creditor=creditor, external_ref="CLI002").name == "Boulangerie Lefèvre"
+    request = PaymentRequest.objects.get(creditor=creditor, reference="FA-2026-0001")
+    assert request.amount == Decimal("1234.56") and request.status == "open"
+    assert list(request.invoices.all()) == [first]
+    assert len(request.token) >= 43 and len(request.short_reference) == 8
+    assert job.return_file.name.endswith(".csv")
+    lines = job.return_file.open("rb").read().decode("utf-8-sig").splitlines()
+    assert lines[0] == "external_ref,pay_url,short_reference,virtual_iban,iban,bic,transfer_reference,qr_code_url"
+    assert lines[1].startswith(f"FA-2026-0001,http://localhost:8000/pay/{request.token}/,{request.short_reference},")
+    assert len(lines) == 4
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_utf8_bom_english_headers(creditor, engine):
+    job = run_file(creditor, "utf8_bom_english.csv", engine=engine)
+
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    ana = Invoice.objects.get(creditor=creditor, external_ref="INV-1001")
+    assert ana.customer.name == "Ana Müller" and ana.customer.email == "ana@example.com"
+    assert ana.description == "Plan Pro – janvier"
+    bob = Invoice.objects.get(creditor=creditor, external_ref="INV-1002")
+    assert (bob.amount_total, bob.currency, bob.description) == (Decimal("1250.00"), "GBP", "Consulting, 5 days")
+    assert bob.customer.name == "Bob O'Neil"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_xlsx(creditor, engine):
+    job = run_file(creditor, "excel_export.xlsx", engine=engine)
+
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert (job.rows_total, job.invoices_created, job.customers_created) == (3, 3, 2)
+    x100 = Invoice.objects.get(creditor=creditor, external_ref="X-100")
+    assert (x100.amount_total, x100.due_date) == (Decimal("480.50"), dt.date(2026, 3, 31))
+    assert Invoice.objects.get(creditor=creditor, external_ref="101").amount_total == Decimal("75.00")
+    assert Invoice.objects.get(creditor=creditor, external_ref="X-102").amount_total == Decimal("1020.30")
+
+
+BAD_ROW_ERRORS = [
+    {"row": 3, "column": "currency", "message": "Unknown currency XYZ."},
+    {"row": 4, "column": "amount", "message": "The amount must be greater than zero."},
+    {"row": 5, "column": "issue_date",
+     "message": "“31/02/2026” is not a valid date (expected dd/mm/yyyy, yyyy-mm-dd)."},
+    {"row": 6, "column": "reference", "message": "Invoice number OK-1 is already on row 2."},
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bad_rows_all_or_nothing_imports_nothing(creditor, engine, settings):
+    settings.LANGUAGE_CODE = "en"
+    events_before = Event.objects.count()
+    job = run_file(creditor, "bad_rows.csv", engine=engine)
+
+    assert job.status == ImportJob.Status.FAILED
+    assert job.errors == BAD_ROW_ERRORS
+    assert (job.rows_total, job.rows_valid, job.rows_rejected) == (6, 2, 4)
+    assert job.invoices_created == 0
+    assert not Invoice.objects.filter(creditor=creditor).exists()
+    assert not Customer.objects.filter(creditor=creditor).exists()
+    assert not PaymentRequest.objects.filter(creditor=creditor).exists()
+    assert list(Event.objects.filter(id__gt=0).order_by("id").values_list("type", flat=True))[events_before:] == [
+        "invoice_import.started", "invoice_import.finished"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bad_rows_valid_rows_mode_imports_the_rest(creditor, engine, settings):
+    settings.LANGUAGE_CODE = "en"
+    job = run_file(creditor, "bad_rows.csv", engine=engine, mode=ImportJob.Mode.VALID_ROWS)
+
+    assert job.status == ImportJob.Status.PARTIAL
+    assert job.errors == BAD_ROW_ERRORS
+    assert sorted(Invoice.objects.filter(creditor=creditor).values_list("external_ref", flat=True)) == ["OK-1",
+                                                                                                         "OK-2"]
+    assert Invoice.objects.get(external_ref="OK-1").customer.external_ref == "C1"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_reimport_creates_nothing_new(creditor, engine):
+    first = run_file(creditor, "sage_cp1252_semicolon.csv", engine=engine)
+    counts = (Customer.objects.count(), Invoice.objects.count(), PaymentRequest.objects.count(),
+              Event.objects.exclude(type__startswith="invoice_import.").count())
+    tokens = set(PaymentRequest.objects.values_list("token", flat=True))
+
+    again = run_file(creditor, "sage_cp1252_semicolon.csv", engine=engine)
+
+    assert first.invoices_created == 3
+    assert again.status == ImportJob.Status.SUCCEEDED
+    assert (again.invoices_created, again.invoices_unchanged, again.customers_created,
+            again.payment_requests_created) == (0, 3, 0, 0)
+    assert (Customer.objects.count(), Invoice.objects.count(), PaymentRequest.objects.count(),
+            Event.objects.exclude(type__startswith="invoice_import.").count()) == counts
+    assert set(PaymentRequest.objects.values_list("token", flat=True)) == tokens
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_dry_run_previews_and_writes_nothing(creditor, engine):
+    job = run_file(creditor, "sage_cp1252_semicolon.csv", engine=engine, dry_run=True)
+
+    assert job.status == ImportJob.Status.PREVIEWED
+    assert (job.invoices_created, job.customers_created, job.payment_requests_created) == (3, 2, 3)
+    assert job.preview[0]["external_ref"] == "FA-2026-0001" and job.preview[0]["amount"] == "1234.56"
+    assert not Invoice.objects.exists() and not Customer.objects.exists()
+    assert not job.return_file
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_changed_rows_update_through_the_services(creditor, engine, tmp_path):
+    run_file(creditor, "utf8_bom_english.csv", engine=engine)
+    changed = (FILES / "utf8_bom_english.csv").read_text("utf-8-sig").replace("49.90", "59.90").replace(
+        "ana@example.com", "ana@new.example")
+    path = tmp_path / "changed.csv"
+    path.write_text(changed, "utf-8")
+    with open(path, "rb") as handle:
+        job = import_job_create(creditor=creditor, filename="changed.csv", content=File(handle, name="changed.csv"))
+    job, _ = import_job_run(job=job, engine=engine)
+
+    assert (job.invoices_updated, job.invoices_unchanged, job.customers_updated) == (1, 1, 1)
+    invoice = Invoice.objects.get(external_ref="INV-1001")
+    assert invoice.amount_total == Decimal("59.90") and invoice.customer.email == "ana@new.example"
+    assert PaymentRequest.objects.get(reference="INV-1001").amount == Decimal("59.90")
+    assert Event.objects.filter(type="invoice.updated", payload__invoice_external_ref="INV-1001").count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_set_based_events_look_like_the_services_ones(creditor):
+    """The PostgreSQL engine writes its outbox events itself: same types, payload keys and
+    values (ids and tokens aside) and subjects as the services write them."""
+    from tests.factories import CreditorFactory
+
+    other = CreditorFactory()
+    run_file(creditor, "utf8_bom_english.csv", engine="postgres")
+    run_file(other, "utf8_bom_english.csv", engine="orm")
+
+    def shape(creditor_id):
+        events = Event.objects.filter(creditor_id=creditor_id).exclude(type__startswith="invoice_import.")
+        result = []
+        for event in events.order_by("type", "payload__customer_external_ref", "id"):
+            payload = dict(event.payload)
+            for key in ("customer_id", "invoice_id", "payment_request_id", "invoice_ids", "pay_url",
+                        "short_reference", "expires_at"):
+                payload.pop(key, None)
+            kinds = sorted(EventSubject.objects.filter(event=event).values_list("kind", flat=True))
+            result.append((event.type, payload, kinds))
+        return result
+
+    assert shape(creditor.pk) == shape(other.pk)
+    request = PaymentRequest.objects.get(creditor=creditor, reference="INV-1001")
+    event = Event.objects.get(type="payment_request.created", payload__payment_request_id=request.pk)
+    assert event.payload["pay_url"] == request.pay_url
+    assert event.payload["invoice_ids"] == [request.invoices.get().pk]
+    assert event.dispatched_at is None
+
+
+@pytest.mark.django_db
+def test_readme_example_file_imports_with_the_default_mapping(creditor):
+    from django.conf import settings
+
+    job = run_file(creditor, str(Path(settings.BASE_DIR) / "docs" / "examples" / "invoices.csv"), engine="orm")
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert Invoice.objects.get(external_ref="F2026-0001").amount_total == Decimal("1250.00")
+    assert Invoice.objects.get(external_ref="F2026-0002").description == \
+        "Maintenance four\r\n(pièces et main-d’œuvre)"
+
+
+def test_header_recognition_ignores_case_accents_and_punctuation():
+    from connectors.importing.fields import resolve_headers
+
+    headers = ["N° Facture", "Code-Client", "Raison sociale", "Montant TTC", "Date d'échéance", "Échéance",
+               "Divers"]
+    assert resolve_headers(headers) == {0: "external_ref", 1: "customer_ref", 2: "name", 3: "amount",
+                                        5: "due_date"}
+    assert resolve_headers(headers, {"Divers": "description", "Montant TTC": "ignore"}) == {
+        0: "external_ref", 1: "customer_ref", 2: "name", 5: "due_date", 6: "description"}
+
+
+@pytest.mark.django_db
+def test_a_job_runs_once(creditor):
+    job = run_file(creditor, "utf8_bom_english.csv", engine="orm")
+    again, run = import_job_run(job=job)
+    assert run is None and again.status == ImportJob.Status.SUCCEEDED
+    assert Invoice.objects.count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_of_the_same_file_at_once_create_each_invoice_once():
+    import threading
+
+    from django.db import connection
+
+    from tests.factories import CreditorFactory
+
+    creditor = CreditorFactory()
+    jobs = []
+    for _ in range(2):
+        with open(FILES / "sage_cp1252_semicolon.csv", "rb") as handle:
+            jobs.append(import_job_create(creditor=creditor, filename="same.csv",
+                                          content=File(handle, name="same.csv")))
+    barrier = threading.Barrier(2)
+    failures = []
+
+    def work(job):
+        try:
+            barrier.wait()
+            import_job_run(job=job, engine="postgres")
+        except Exception as exc:  # reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert Invoice.objects.filter(creditor=creditor).count() == 3
+    assert PaymentRequest.objects.filter(creditor=creditor).count() == 3
+    assert Customer.objects.filter(creditor=creditor).count() == 2
+    done = [ImportJob.objects.get(pk=j.pk) for j in jobs]
+    assert all(j.status == ImportJob.Status.SUCCEEDED for j in done)
+    assert sum(j.invoices_created for j in done) == 3
+    assert Event.objects.filter(type="payment_request.created", creditor_id=creditor.pk).count() == 3
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rows_that_would_break_existing_invoices_are_row_errors(creditor, engine, tmp_path, settings):
+    from collections_app import services as core
+
+    settings.LANGUAGE_CODE = "en"
+    run_file(creditor, "utf8_bom_english.csv", engine=engine)
+    request = PaymentRequest.objects.get(reference="INV-1001")
+    payment = core.payment_create(customer=request.customer, method="card", amount="49.90", payment_request=request)
+    core.payment_record_success(payment=payment)
+    text = (FILES / "utf8_bom_english.csv").read_text("utf-8-sig")
+    text = text.replace("49.90", "59.90").replace("INV-1002,cus_bob", "INV-1002,cus_carol")
+    text += "INV-1003,cus_dan,Dan,dan@example.com,,10.00,EUR,2026-01-12,2026-02-11,\n"
+    path = tmp_path / "changed.csv"
+    path.write_text(text, "utf-8")
+    with open(path, "rb") as handle:
+        job = import_job_create(creditor=creditor, filename="changed.csv", content=File(handle, name="changed.csv"),
+                                mode=ImportJob.Mode.VALID_ROWS)
+    job, _ = import_job_run(job=job, engine=engine)
+
+    assert job.status == ImportJob.Status.PARTIAL
+    assert job.errors == [
+        {"row": 2, "column": "reference", "message": "Invoice INV-1001 is Paid and cannot be changed."},
+        {"row": 3, "column": "customer_ref", "message": "Invoice INV-1002 already exists for customer cus_bob."},
+    ]
+    assert job.invoices_created == 1 and Invoice.objects.get(external_ref="INV-1001").amount_total == Decimal("49.90")
+    assert Invoice.objects.get(external_ref="INV-1002").customer.external_ref == "cus_bob"
+    assert [line.split(",")[0] for line in
+            job.return_file.open("rb").read().decode("utf-8-sig").splitlines()] == ["external_ref", "INV-1003"]
