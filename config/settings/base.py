@@ -116,6 +116,7 @@ MEDIA_ROOT = DATA_DIR / "media"
 # Folders exchanged with banks and ERPs (drop folders in, outboxes out).
 DROP_DIR = DATA_DIR / "drop"
 OUTBOX_DIR = DATA_DIR / "outbox"
+SEPA_OUTGOING_DIR = env.SEPA_OUTGOING_DIR
 
 EMAIL_BACKEND = env.EMAIL_BACKEND
 EMAIL_HOST = env.EMAIL_HOST
