@@ -91,7 +91,7 @@ class CollectionAttempt(TimeStamped):
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
-        ordering = ["installment", "number"]
+        ordering = ["id"]  # no join: these rows are locked with FOR UPDATE
         verbose_name = _("collection attempt")
         verbose_name_plural = _("collection attempts")
         constraints = [

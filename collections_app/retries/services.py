@@ -380,3 +380,15 @@ def cards_expiring_notify(*, today: dt.date | None = None) -> int:
                        subjects={"saved_card": card.pk, "customer": card.customer_id})
             count += 1
     return count
+
+
+def retries_run(*, today: dt.date | None = None) -> RunResult:
+    """`manage.py run_retries`: the retry attempts that are due, by card (charged now) and by
+    direct debit (put in files; the daily sepa_export usually took them already)."""
+    from collections_app.sepa.services import sepa_export
+
+    cards = card_charges_run(today=today, only_retries=True)
+    sepa = sepa_export(today=today, only_retries=True)
+    return RunResult(submitted=cards.submitted + sepa.submitted, succeeded=cards.succeeded,
+                     failed=cards.failed + sepa.failed, retries_scheduled=cards.retries_scheduled,
+                     files=sepa.files, errors=cards.errors + sepa.errors)

@@ -225,10 +225,10 @@ def sepa_attempts_settle(*, today: dt.date | None = None) -> int:
     count = 0
     while True:
         with transaction.atomic():
-            batch = list(CollectionAttempt.objects.select_for_update(skip_locked=True)
+            batch = list(CollectionAttempt.objects.select_for_update(skip_locked=True, of=("self",))
                          .filter(method=PaymentMethod.SEPA_DD, status=CollectionAttempt.Status.SUBMITTED,
                                  collection_date__lt=today or timezone.localdate())
-                         .select_related("payment")[:200])
+                         .select_related("payment").order_by("pk")[:200])
             for attempt in batch:
                 if attempt.payment.status == Payment.Status.PROCESSING:
                     attempt_mark_succeeded(attempt=attempt)
