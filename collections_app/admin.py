@@ -405,3 +405,6 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+from collections_app.sepa.admin import *  # noqa: E402,F401,F403
+from collections_app.retries.admin import *  # noqa: E402,F401,F403
