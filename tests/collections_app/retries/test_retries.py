@@ -161,3 +161,29 @@ def test_direct_debit_upcoming_is_emitted_once_before_each_collection(customer):
     assert event.payload["collection_date"] == "2026-12-07"
     assert event.payload["mandate_reference"] == plan.mandate.reference
     assert event.payload["amount"] == "30.00" and event.payload["creditor_identifier"] == "FR72ZZZ123456"
+
+
+def test_the_team_is_alerted_and_the_debtor_notified_through_the_demo_rules(customer):
+    """The final action "alert the team" and the notice before a retry are notification rules on
+    installment.uncollectable (alert_team) and payment.retry_scheduled (notify_debtor)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from collections_app.sepa.demo import seed
+    from notifications.dispatch import dispatch_pending
+    from notifications.models import Delivery
+
+    seed(customer.creditor)
+    seed(customer.creditor)  # idempotent
+    accountant = get_user_model().objects.create_user("compta", "compta@creditor.example", "pw", is_staff=True)
+    accountant.groups.add(Group.objects.get(name="finance"))
+    RetryPolicy.objects.filter(creditor=customer.creditor, method="card").update(max_retries=1, interval=1)
+    plan = card_plan(customer, first_due=MONDAY, number="4000000000009995")
+    card_charges_run(today=MONDAY)
+    retries_run(today=dt.date(2026, 12, 1))
+    plan.refresh_from_db()
+    assert plan.status == "suspended"
+    dispatch_pending()
+    recipients = {(d.rule.event_type, d.recipient) for d in Delivery.objects.select_related("rule")}
+    assert ("payment.retry_scheduled", customer.email) in recipients
+    assert ("installment.uncollectable", "compta@creditor.example") in recipients
