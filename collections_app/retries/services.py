@@ -370,7 +370,17 @@ def cards_expiring_notify(*, today: dt.date | None = None) -> int:
         day = today or local_today(creditor.time_zone)
         last_day = dt.date(card.exp_year, card.exp_month, calendar.monthrange(card.exp_year, card.exp_month)[1])
         days_left = (last_day - day).days
-        if days_left < 0 or days_left > collection_settings_for(creditor).card_expiry_warning_days:
+        if days_left < 0:
+            # past its month: the card can no longer be charged (card.expired; its instalments
+            # then fail as card_unavailable and follow the policy)
+            from collections_app.services import saved_card_expire
+
+            with transaction.atomic():
+                if SavedCard.objects.select_for_update(skip_locked=True).filter(
+                        pk=card.pk, status=SavedCard.Status.ACTIVE).exists():
+                    saved_card_expire(card=card, today=day)
+            continue
+        if days_left > collection_settings_for(creditor).card_expiry_warning_days:
             continue
         with transaction.atomic():
             if not notice_once(kind="card.expiring", key=f"{card.pk}:{card.exp_year}-{card.exp_month:02d}"):

@@ -150,6 +150,11 @@ def test_card_expiring_is_emitted_once_for_cards_of_active_plans(customer):
     assert cards_expiring_notify(today=dt.date(2026, 12, 3)) == 0
     event = Event.objects.get(type="card.expiring")
     assert event.payload["days_left"] == 29 and event.payload["last4"] == "4242"
+    # past its month the card is expired, and its instalment fails without a gateway call
+    assert cards_expiring_notify(today=dt.date(2027, 1, 1)) == 0
+    assert Event.objects.filter(type="card.expired").count() == 1
+    card_charges_run(today=dt.date(2027, 1, 1))
+    assert Payment.objects.filter(reason_code="card_unavailable").count() == 1
 
 
 def test_direct_debit_upcoming_is_emitted_once_before_each_collection(customer):
