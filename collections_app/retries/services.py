@@ -127,9 +127,10 @@ def _final_actions(decision: RetryDecision) -> None:
     meaning = reason_meaning(payment.reason_code)
     suspended = False
     if policy.final_suspend and plan.status == InstallmentPlan.Status.ACTIVE:
-        services.installment_plan_suspend(
-            plan=plan, reason=_("Instalment %(seq)d could not be collected after %(n)d attempt(s): %(code)s %(meaning)s")
-            % {"seq": installment.sequence, "n": attempt.number, "code": payment.reason_code, "meaning": meaning})
+        reason = (_("Instalment %(seq)d could not be collected after %(n)d attempt(s): %(code)s %(meaning)s")
+                  % {"seq": installment.sequence, "n": attempt.number, "code": payment.reason_code,
+                     "meaning": meaning})
+        services.installment_plan_suspend(plan=plan, reason=reason)
         suspended = True
     pay_link: PaymentRequest | None = None
     if policy.final_send_pay_link:

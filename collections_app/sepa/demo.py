@@ -17,11 +17,13 @@ from collections_app.sepa.models import CollectionSettings
 from notifications.models import NotificationRule, NotificationTemplate
 
 TEMPLATES = [
-    ("direct-debit-upcoming", "fr", "Prélèvement de {{ payload.amount|money:payload.currency }} le {{ payload.collection_date }}",
+    ("direct-debit-upcoming", "fr",
+     "Prélèvement de {{ payload.amount|money:payload.currency }} le {{ payload.collection_date }}",
      "Bonjour {{ payload.customer_name }},\n\nNous prélèverons {{ payload.amount|money:payload.currency }} le "
      "{{ payload.collection_date }} sur votre compte se terminant par {{ payload.iban_last4 }} (mandat "
      "{{ payload.mandate_reference }}, créancier {{ payload.creditor_identifier }}).\n"),
-    ("direct-debit-upcoming", "en", "Direct debit of {{ payload.amount|money:payload.currency }} on {{ payload.collection_date }}",
+    ("direct-debit-upcoming", "en",
+     "Direct debit of {{ payload.amount|money:payload.currency }} on {{ payload.collection_date }}",
      "Hello {{ payload.customer_name }},\n\nWe will collect {{ payload.amount|money:payload.currency }} on "
      "{{ payload.collection_date }} from your account ending in {{ payload.iban_last4 }} (mandate "
      "{{ payload.mandate_reference }}, creditor {{ payload.creditor_identifier }}).\n"),

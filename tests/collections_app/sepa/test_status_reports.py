@@ -3,9 +3,6 @@ decides (business days skipping weekends and TARGET2 holidays), and bad reports 
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
