@@ -61,7 +61,8 @@ class RetryPolicy(TimeStamped):
 
 class CollectionAttempt(TimeStamped):
     """One try at collecting an instalment. Number 1 is the first collection, 2-4 the retries.
-    The unique (instalment, number) row is the claim: an attempt is debited or charged once."""
+    The unique (instalment, number) row is the claim: an attempt is debited or charged once
+    (and a payment is in one attempt at most: one-to-one)."""
 
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", _("Scheduled")
@@ -70,8 +71,10 @@ class CollectionAttempt(TimeStamped):
         FAILED = "failed", _("Failed")
         CANCELLED = "cancelled", _("Cancelled")
 
+    # Empty for a one-off direct debit (a debtor paying a request by SEPA on the pay page): its
+    # payment exists before the attempt, which only records that it went into a file.
     installment = models.ForeignKey(Installment, on_delete=models.CASCADE, related_name="attempts",
-                                    verbose_name=_("instalment"))
+                                    verbose_name=_("instalment"), null=True, blank=True)
     creditor = models.ForeignKey(Creditor, on_delete=models.PROTECT, related_name="+", verbose_name=_("creditor"))
     number = models.PositiveSmallIntegerField(_("attempt"))
     method = models.CharField(_("method"), max_length=12, choices=COLLECTED_METHODS)

@@ -158,6 +158,18 @@ def _creditor_collect(*, creditor_id: int, today: dt.date, only_retries: bool, r
             sequence_type = _sequence_type(mandate, first_in_run)
             payment = attempt_submit(attempt=attempt, extra={"sequence_type": sequence_type})
             groups[(sequence_type, mandate.scheme)].append((attempt, payment, mandate))
+        if not only_retries:
+            for payment in _one_off_debits(creditor):
+                mandate = Mandate.objects.select_for_update().get(pk=payment.mandate_id)
+                if mandate.status != Mandate.Status.ACTIVE:
+                    payment_record_failure(payment=payment, reason_code="MANDATE_INACTIVE",
+                                           reason_message=reason_meaning("MANDATE_INACTIVE"))
+                    result.failed += 1
+                    continue
+                sequence_type = _sequence_type(mandate, first_in_run)
+                attempt, payment = _one_off_submit(payment=payment, creditor=creditor, day=start,
+                                                   sequence_type=sequence_type)
+                groups[(sequence_type, mandate.scheme)].append((attempt, payment, mandate))
         file_ids = []
         for (sequence_type, scheme), items in groups.items():
             day = _free_collection_date(creditor=creditor, start=start, sequence_type=sequence_type, scheme=scheme,
@@ -165,6 +177,41 @@ def _creditor_collect(*, creditor_id: int, today: dt.date, only_retries: bool, r
             file_ids.append(_file_create(creditor=creditor, conf=conf, day=day, sequence_type=sequence_type,
                                          scheme=scheme, items=items, result=result).pk)
         return file_ids
+
+
+def _one_off_debits(creditor: Creditor) -> list[Payment]:
+    """Direct debits without an instalment (paid by SEPA on the pay page) that no file holds yet:
+    collected as soon as the lead time allows."""
+    return list(Payment.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(creditor=creditor, method=PaymentMethod.SEPA_DD, installment__isnull=True,
+                        mandate__isnull=False, status__in=[Payment.Status.PENDING, Payment.Status.PROCESSING],
+                        collection_attempt__isnull=True)
+                .order_by("pk"))
+
+
+def _one_off_submit(*, payment: Payment, creditor: Creditor, day: dt.date,
+                    sequence_type: str) -> tuple[CollectionAttempt, Payment]:
+    from collections_app.services import payment_mark_processing
+
+    attempt = CollectionAttempt.objects.create(
+        installment=None, creditor=creditor, number=1, method=PaymentMethod.SEPA_DD,
+        status=CollectionAttempt.Status.SUBMITTED, scheduled_for=day, payment=payment, sequence_type=sequence_type,
+        submitted_at=timezone.now())
+    if payment.status == Payment.Status.PENDING:
+        payment = payment_mark_processing(payment=payment, end_to_end_id=payment.end_to_end_id or payment.uuid.hex)
+    elif not payment.end_to_end_id:
+        payment.end_to_end_id = payment.uuid.hex
+        payment.save(update_fields=["end_to_end_id", "updated_at"])
+    return attempt, payment
+
+
+def _remittance(creditor: Creditor, attempt: CollectionAttempt, payment: Payment) -> str:
+    installment = attempt.installment
+    if installment is None:
+        reference = payment.payment_request.reference if payment.payment_request_id else f"{payment.pk}"
+        return f"{creditor.name} {reference}"
+    return (f"{creditor.name} {installment.sequence}/{installment.plan.installments.count()} "
+            f"plan {installment.plan_id}")
 
 
 def _file_create(*, creditor: Creditor, conf: CollectionSettings, day: dt.date, sequence_type: str, scheme: str,
@@ -176,13 +223,10 @@ def _file_create(*, creditor: Creditor, conf: CollectionSettings, day: dt.date, 
                      .order_by("created_at").first())
         if amendment is not None:
             amendments.append(amendment.pk)
-        installment = attempt.installment
         debits.append(pain008.DirectDebit(
             instruction_id=f"A{attempt.pk}", end_to_end_id=payment.end_to_end_id, amount=payment.amount,
             mandate_id=mandate.reference, mandate_signed_on=mandate.signed_at.date(), debtor_name=mandate.holder_name,
-            debtor_iban=mandate.iban, debtor_bic=mandate.bic,
-            remittance=f"{creditor.name} {installment.sequence}/{installment.plan.installments.count()} "
-                       f"plan {installment.plan_id}",
+            debtor_iban=mandate.iban, debtor_bic=mandate.bic, remittance=_remittance(creditor, attempt, payment),
             amendment=pain008.Amendment(original_iban=amendment.previous_iban) if amendment else None))
         if mandate.first_collected_at is None:
             mandate.first_collected_at = day
@@ -411,6 +455,11 @@ def status_report_import(*, content: bytes, filename: str = "", today: dt.date |
             _forget_first_collection(payment)
             payment_record_failure(payment=payment, reason_code=rejection.reason_code,
                                    reason_message=reason_meaning(rejection.reason_code))
+            # one-off debits have no instalment, so no retry decision recorded the failure
+            CollectionAttempt.objects.filter(payment=payment, status=CollectionAttempt.Status.SUBMITTED).update(
+                status=CollectionAttempt.Status.FAILED, reason_code=rejection.reason_code,
+                reason_message=reason_meaning(rejection.reason_code), finished_at=timezone.now(),
+                updated_at=timezone.now())
             attempt = CollectionAttempt.objects.filter(payment=payment).first()
             entry["will_retry"] = bool(attempt and attempt.will_retry)
             result.rejected.append(entry)

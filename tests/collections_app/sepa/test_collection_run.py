@@ -148,3 +148,31 @@ def test_an_invalid_file_is_never_stored_and_nothing_is_claimed(creditor, custom
     assert result.errors and "does not validate" in result.errors[0]
     assert SepaFile.objects.count() == 0 and Payment.objects.count() == 0
     assert CollectionAttempt.objects.get().status == "scheduled"
+
+
+def test_a_one_off_debit_from_the_pay_page_is_filed_settled_or_rejected(creditor, customer):
+    from collections_app import services
+    from collections_app.sepa.services import status_report_import
+    from tests.collections_app.collection_helpers import pain002
+    from tests.factories import make_request
+
+    paid, rejected = make_request(customer, amount="45.00"), make_request(customer, amount="12.00")
+    for request, iban in ((paid, DEBTOR_IBANS[2]), (rejected, DEBTOR_IBANS[3])):
+        mandate = services.mandate_create(creditor=creditor, customer=customer, holder_name="Zoé Dupont", iban=iban)
+        services.payment_create(customer=customer, method="sepa_dd", amount=request.amount,
+                                payment_request=request, mandate=mandate)
+    result = sepa_export(today=MONDAY)
+    sepa_file = SepaFile.objects.get()
+    assert result.submitted == 2 and sepa_file.sequence_type == "FRST" and sepa_file.control_sum == Decimal("57.00")
+    xsd_valid(sepa_file)
+    assert paid.reference in sepa_file.content
+    assert sepa_export(today=MONDAY).submitted == 0  # never in two files
+    e2e = Payment.objects.get(payment_request=rejected).end_to_end_id
+    status_report_import(content=pain002(message_id="R-OOFF", original_message_id=sepa_file.message_id,
+                                         rejected=[(e2e, "AC04")]), today=MONDAY)
+    sepa_export(today=dt.date(2026, 12, 2))
+    paid.refresh_from_db()
+    rejected.refresh_from_db()
+    assert paid.status == "paid" and rejected.status == "open"
+    assert set(CollectionAttempt.objects.values_list("status", "reason_code")) == {("succeeded", ""),
+                                                                                   ("failed", "AC04")}
