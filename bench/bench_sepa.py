@@ -72,6 +72,40 @@ def _raw(message, version: str) -> bytes:
     return "".join(parts).encode("utf-8")
 
 
+def _collection_run(ctx) -> dict:
+    """The database side, for scale: `sepa_export` end to end (claims, payments and their
+    events, mandates, file built, validated, stored and written) for due instalments."""
+    import uuid
+
+    from django.test import override_settings
+    from django.utils import timezone
+
+    from collections_app.models import Customer, Installment, InstallmentPlan, Mandate
+    from collections_app.sepa.services import sepa_export
+    from tests.factories import CreditorFactory
+
+    n = ctx.scale(3_000, 200)
+    run_id = uuid.uuid4().hex[:8]
+    creditor = CreditorFactory(name=f"Bench {run_id}")
+    customers = Customer.objects.bulk_create([Customer(creditor=creditor, external_ref=f"B{run_id}-{i}",
+                                                       name=NAMES[i % len(NAMES)]) for i in range(n)])
+    mandates = Mandate.objects.bulk_create([Mandate(
+        creditor=creditor, customer=c, reference=f"B{run_id}-{i}", holder_name=c.name, iban=IBANS[i % len(IBANS)],
+        signed_at=timezone.now()) for i, c in enumerate(customers)])
+    plans = InstallmentPlan.objects.bulk_create([InstallmentPlan(
+        creditor=creditor, customer=c, method="sepa_dd", mandate=m, total_amount=Decimal("60.00"))
+        for c, m in zip(customers, mandates)])
+    Installment.objects.bulk_create([Installment(plan=p, sequence=s, due_date=dt.date(2026, 12, 1) + dt.timedelta(
+        days=31 * (s - 1)), amount=Decimal("30.00")) for p in plans for s in (1, 2)])
+    with override_settings(SEPA_OUTGOING_DIR=ctx.workdir / "sepa-outgoing"):
+        t0 = time.perf_counter()
+        result = sepa_export(today=dt.date(2026, 11, 30), creditor_ids=[creditor.pk])
+        elapsed = time.perf_counter() - t0
+    assert result.submitted == n and not result.errors, result.errors
+    return {"collection_run_debits": n, "collection_run_s": round(elapsed, 2),
+            "collection_run_debits_per_s": round(n / elapsed)}
+
+
 def run(ctx) -> dict:
     from collections_app.sepa import pain008
 
@@ -119,6 +153,7 @@ def run(ctx) -> dict:
             f"v{short}_file_mb": round(len(xml) / 1e6, 1),
             f"v{short}_raw_file_mb": round(len(raw) / 1e6, 1),
         })
+    figures.update(_collection_run(ctx))
     return {
         "ratio": round(max(ratios), 2),
         "ratio_meaning": "our build + XSD validation time / raw string serialisation of the same debits "

@@ -14,7 +14,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -141,8 +141,8 @@ def _creditor_collect(*, creditor_id: int, today: dt.date, only_retries: bool, r
             qs = qs.filter(number__gt=1)
         groups: dict[tuple[str, str], list[tuple[CollectionAttempt, Payment, Mandate]]] = defaultdict(list)
         first_in_run: set[int] = set()
-        for attempt in qs:
-            plan = InstallmentPlan.objects.select_related("mandate").get(pk=attempt.installment.plan_id)
+        for attempt in qs.select_related("installment"):
+            plan = InstallmentPlan.objects.get(pk=attempt.installment.plan_id)
             if plan.status != InstallmentPlan.Status.ACTIVE:
                 attempt.status = CollectionAttempt.Status.CANCELLED
                 attempt.finished_at = timezone.now()
@@ -205,28 +205,35 @@ def _one_off_submit(*, payment: Payment, creditor: Creditor, day: dt.date,
     return attempt, payment
 
 
-def _remittance(creditor: Creditor, attempt: CollectionAttempt, payment: Payment) -> str:
+def _remittance(creditor: Creditor, attempt: CollectionAttempt, payment: Payment,
+                plan_sizes: dict[int, int]) -> str:
     installment = attempt.installment
     if installment is None:
         reference = payment.payment_request.reference if payment.payment_request_id else f"{payment.pk}"
         return f"{creditor.name} {reference}"
-    return (f"{creditor.name} {installment.sequence}/{installment.plan.installments.count()} "
-            f"plan {installment.plan_id}")
+    return f"{creditor.name} {installment.sequence}/{plan_sizes[installment.plan_id]} plan {installment.plan_id}"
 
 
 def _file_create(*, creditor: Creditor, conf: CollectionSettings, day: dt.date, sequence_type: str, scheme: str,
                  items: list[tuple[CollectionAttempt, Payment, Mandate]], result: RunResult) -> SepaFile:
     debits = []
     amendments: list[int] = []
+    pending_amendments: dict[int, MandateAmendment] = {}
+    for amendment in (MandateAmendment.objects.filter(mandate__in=[m.pk for _a, _p, m in items],
+                                                      sepa_file__isnull=True).order_by("-created_at")):
+        pending_amendments[amendment.mandate_id] = amendment  # the oldest pending one wins
+    plan_sizes = dict(Installment.objects.filter(plan__in={a.installment.plan_id for a, _p, _m in items
+                                                           if a.installment_id})
+                      .values_list("plan").annotate(n=Count("pk")))
     for attempt, payment, mandate in items:
-        amendment = (MandateAmendment.objects.filter(mandate=mandate, sepa_file__isnull=True)
-                     .order_by("created_at").first())
+        amendment = pending_amendments.pop(mandate.pk, None)
         if amendment is not None:
             amendments.append(amendment.pk)
         debits.append(pain008.DirectDebit(
             instruction_id=f"A{attempt.pk}", end_to_end_id=payment.end_to_end_id, amount=payment.amount,
             mandate_id=mandate.reference, mandate_signed_on=mandate.signed_at.date(), debtor_name=mandate.holder_name,
-            debtor_iban=mandate.iban, debtor_bic=mandate.bic, remittance=_remittance(creditor, attempt, payment),
+            debtor_iban=mandate.iban, debtor_bic=mandate.bic,
+            remittance=_remittance(creditor, attempt, payment, plan_sizes),
             amendment=pain008.Amendment(original_iban=amendment.previous_iban) if amendment else None))
         if mandate.first_collected_at is None:
             mandate.first_collected_at = day
