@@ -23,11 +23,21 @@ _NOT_SEPA = re.compile(r"[^A-Za-z0-9/\-?:().,'+ ]")
 _SPACES = re.compile(r"\s+")
 
 
-def sepa_text(value: str, max_length: int) -> str:
-    """Transliterate to the SEPA character set (é → e, & → +) and cut to the field's length."""
+_BIC = re.compile(r"[A-Z]{6}[A-Z2-9][A-NP-Z0-9]([A-Z0-9]{3})?")
+
+
+def sepa_text(value: str, max_length: int, *, fallback: str = "") -> str:
+    """Transliterate to the SEPA character set (é → e, & → +) and cut to the field's length.
+    A name with nothing left (written in another script) becomes `fallback`."""
     value = unicodedata.normalize("NFKD", value or "").encode("ascii", "ignore").decode("ascii")
     value = _NOT_SEPA.sub(" ", value.replace("&", "+"))
-    return _SPACES.sub(" ", value).strip()[:max_length].strip()
+    return _SPACES.sub(" ", value).strip()[:max_length].strip() or fallback
+
+
+def usable_bic(value: str) -> str:
+    """The BIC if it is well formed, else "" (optional in SEPA since 2016: the IBAN suffices)."""
+    value = (value or "").strip().upper()
+    return value if _BIC.fullmatch(value) else ""
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,7 @@ class _Builder:
 
     def agent(self, parent, tag: str, bic: str) -> None:
         fin = self.path(parent, f"{tag}/FinInstnId")
+        bic = usable_bic(bic)
         if bic:
             self.sub(fin, self.bic_tag, bic)
         else:
@@ -132,7 +143,7 @@ class _Builder:
         self.sub(header, "CreDtTm", message.created_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
         self.sub(header, "NbOfTxs", str(message.transaction_count))
         self.sub(header, "CtrlSum", _amount(message.control_sum))
-        self.path(header, "InitgPty/Nm", sepa_text(message.initiating_party, 70))
+        self.path(header, "InitgPty/Nm", sepa_text(message.initiating_party, 70, fallback="NOTPROVIDED"))
         for batch in message.batches:
             self.batch(initiation, batch)
         return root
@@ -149,7 +160,7 @@ class _Builder:
         self.path(type_info, "LclInstrm/Cd", batch.scheme)
         self.sub(type_info, "SeqTp", batch.sequence_type)
         self.sub(info, "ReqdColltnDt", batch.collection_date.isoformat())
-        self.path(info, "Cdtr/Nm", sepa_text(batch.creditor_name, 70))
+        self.path(info, "Cdtr/Nm", sepa_text(batch.creditor_name, 70, fallback="NOTPROVIDED"))
         self.path(info, "CdtrAcct/Id/IBAN", batch.creditor_iban)
         self.agent(info, "CdtrAgt", batch.creditor_bic)
         self.sub(info, "ChrgBr", "SLEV")
@@ -177,10 +188,11 @@ class _Builder:
             if debit.amendment.original_iban:
                 self.path(details, "OrgnlDbtrAcct/Id/IBAN", debit.amendment.original_iban)
         self.agent(tx, "DbtrAgt", debit.debtor_bic)
-        self.path(tx, "Dbtr/Nm", sepa_text(debit.debtor_name, 70))
+        self.path(tx, "Dbtr/Nm", sepa_text(debit.debtor_name, 70, fallback="NOTPROVIDED"))
         self.path(tx, "DbtrAcct/Id/IBAN", debit.debtor_iban)
-        if debit.remittance:
-            self.path(tx, "RmtInf/Ustrd", sepa_text(debit.remittance, 140))
+        remittance = sepa_text(debit.remittance, 140)
+        if remittance:
+            self.path(tx, "RmtInf/Ustrd", remittance)
 
 
 def build_tree(message: Message, *, version: str) -> etree._Element:
