@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
@@ -40,6 +40,9 @@ from collections_app.models import (
 )
 from collections_app.money import is_known_currency, round_money, split_evenly
 from notifications.services import event_emit
+
+if TYPE_CHECKING:
+    from collections_app.retries.services import RetryDecision
 
 ZERO = Decimal("0.00")
 
@@ -945,7 +948,7 @@ def _installment_mark_paid(*, installment_id: int, payment: Payment) -> None:
                          event_type="instalment_plan.completed")
 
 
-def _installment_mark_failed(*, installment_id: int, payment: Payment):
+def _installment_mark_failed(*, installment_id: int, payment: Payment) -> RetryDecision | None:
     """Every failure of an instalment payment passes here, whatever its source (status report,
     statement return, gateway decline): the retry policy decides what follows. Returns the
     retry decision (collections_app.retries), which the caller applies after its own event."""
