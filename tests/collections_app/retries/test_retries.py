@@ -71,6 +71,8 @@ def test_insufficient_funds_retries_after_the_interval_then_suspends(customer):
     assert retries_run(today=dt.date(2026, 12, 2)).submitted == 0
     result = retries_run(today=dt.date(2026, 12, 3))
     assert result.submitted == 1 and result.failed == 1
+    assert retries_run(today=dt.date(2026, 12, 3)).submitted == 0  # run twice: charged once
+    assert Payment.objects.filter(attempt=2).count() == 1
     plan.refresh_from_db()
     assert plan.status == "suspended"
     uncollectable = Event.objects.get(type="installment.uncollectable")
