@@ -118,8 +118,43 @@ class StatusReportAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/collections_app/statusreport/upload.html", context)
 
 
+class MandateAmendmentForm(forms.ModelForm):
+    """The debtor's new account; the service keeps the previous one for the next file."""
+
+    class Meta:
+        model = MandateAmendment
+        fields = ["mandate", "new_iban", "new_bic"]
+
+    def clean(self):
+        # Runs inside the admin's transaction: a later error rolls the amendment back too.
+        from collections_app.errors import DomainError
+        from collections_app.sepa.services import mandate_amend
+
+        cleaned = super().clean()
+        mandate = cleaned.get("mandate")
+        if mandate is not None and cleaned.get("new_iban") and not self.errors:
+            try:
+                self.amended = mandate_amend(mandate=mandate, iban=cleaned["new_iban"], bic=cleaned.get("new_bic", ""))
+            except DomainError as exc:
+                field = {"bic": "new_bic"}.get(exc.field or "", "new_iban")
+                raise forms.ValidationError({field: exc.message}) from exc
+        return cleaned
+
+
 @admin.register(MandateAmendment)
-class MandateAmendmentAdmin(ReadOnlyAdmin):
+class MandateAmendmentAdmin(admin.ModelAdmin):
     list_display = ["mandate", "previous_iban", "new_iban", "sepa_file", "created_at"]
     search_fields = ["mandate__reference", "previous_iban", "new_iban"]
     list_filter = [("sepa_file", admin.EmptyFieldListFilter)]
+    raw_id_fields = ["mandate"]
+    form = MandateAmendmentForm
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        # mandate_amend (called by the form) already wrote the amendment and its event
+        obj.pk = MandateAmendment.objects.filter(mandate=form.cleaned_data["mandate"]).latest("pk").pk

@@ -77,3 +77,17 @@ def test_instalment_page_shows_its_attempts(staff, exported):
     page = staff.get(reverse("admin:collections_app_installment_change", args=[installment.pk]))
     body = page.content.decode()
     assert page.status_code == 200 and "Submitted" in body and "FRST" in body
+
+
+def test_mandate_amendment_from_the_admin(staff, exported):
+    from tests.collections_app.collection_helpers import DEBTOR_IBANS
+
+    url = reverse("admin:collections_app_mandateamendment_add")
+    response = staff.post(url, {"mandate": exported.mandate_id, "new_iban": "FR00 BAD", "new_bic": ""})
+    assert response.status_code == 200 and "Invalid IBAN" in response.content.decode()
+    response = staff.post(url, {"mandate": exported.mandate_id, "new_iban": DEBTOR_IBANS[1], "new_bic": ""})
+    assert response.status_code == 302
+    exported.mandate.refresh_from_db()
+    assert exported.mandate.iban == DEBTOR_IBANS[1]
+    amendment = exported.mandate.amendments.get()
+    assert amendment.previous_iban != amendment.new_iban and amendment.sepa_file is None
