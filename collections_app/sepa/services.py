@@ -452,6 +452,9 @@ def status_report_import(*, content: bytes, filename: str = "", today: dt.date |
             rejected_count=len(rejections))
         result.report_id = report_row.pk
         for rejection in rejections:
+            # attempt before payment: the order the settlement and the card runs lock them in
+            CollectionAttempt.objects.select_for_update().filter(
+                payment_id=payments[rejection.end_to_end_id].pk).first()
             payment = Payment.objects.select_for_update().get(pk=payments[rejection.end_to_end_id].pk)
             entry = {"end_to_end_id": rejection.end_to_end_id, "payment_id": payment.pk,
                      "reason_code": rejection.reason_code, "reason": reason_meaning(rejection.reason_code)}
