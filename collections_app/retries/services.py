@@ -246,12 +246,10 @@ class RunResult:
     retries_scheduled: int = 0
     files: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    notices: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"submitted": self.submitted, "succeeded": self.succeeded, "failed": self.failed,
-                "retries_scheduled": self.retries_scheduled, "files": self.files, "errors": self.errors,
-                "notices": self.notices}
+                "retries_scheduled": self.retries_scheduled, "files": self.files, "errors": self.errors}
 
 
 # A card attempt left submitted this long (the worker died between the claim and the gateway's
