@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from collections_app.models import Installment
@@ -104,6 +104,18 @@ if not admin.site.is_registered(Installment):
         search_fields = ["plan__customer__name", "plan__customer__external_ref"]
         readonly_fields = ["plan", "sequence", "due_date", "amount", "currency", "status", "paid_at", "timeline"]
         inlines = [CollectionAttemptInline]
+        actions = ["collect_again"]
+
+        @admin.action(description=_("Collect the selected failed instalments again"), permissions=["view"])
+        def collect_again(self, request, queryset):
+            from collections_app.admin import run_service_action
+            from collections_app.retries.services import installment_collect_again
+
+            if not request.user.has_perm("collections_app.change_installmentplan"):
+                self.message_user(request, _("You may not change instalment plans."), messages.ERROR)
+                return
+            run_service_action(self, request, queryset, lambda i: installment_collect_again(installment=i),
+                               _("%(count)d new attempt(s) scheduled."))
 
         def has_add_permission(self, request):
             return False

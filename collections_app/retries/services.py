@@ -401,3 +401,39 @@ def retries_run(*, today: dt.date | None = None) -> RunResult:
     return RunResult(submitted=cards.submitted + sepa.submitted, succeeded=cards.succeeded,
                      failed=cards.failed + sepa.failed, retries_scheduled=cards.retries_scheduled,
                      files=sepa.files, errors=cards.errors + sepa.errors)
+
+
+@transaction.atomic
+def installment_collect_again(*, installment: Installment, on: dt.date | None = None) -> CollectionAttempt:
+    """An operator asks for one more attempt on a failed instalment (after resuming its plan,
+    say): the next attempt number, due on `on` (default: the creditor's today)."""
+    from collections_app.errors import InvalidTransition
+
+    installment = Installment.objects.select_for_update().select_related("plan__creditor").get(pk=installment.pk)
+    plan = installment.plan
+    if plan.status != InstallmentPlan.Status.ACTIVE:
+        raise InvalidTransition(_("The plan is not active: resume it first."))
+    if installment.status != Installment.Status.FAILED:
+        raise InvalidTransition(_("Only a failed instalment can be collected again."))
+    if plan.method not in (PaymentMethod.CARD, PaymentMethod.SEPA_DD):
+        raise InvalidTransition(_("Only card and direct-debit instalments are collected."))
+    attempts = list(CollectionAttempt.objects.select_for_update().filter(installment=installment).order_by("number"))
+    if any(a.status in (CollectionAttempt.Status.SCHEDULED, CollectionAttempt.Status.SUBMITTED) for a in attempts):
+        raise InvalidTransition(_("An attempt is already planned or in progress."))
+    number = (attempts[-1].number if attempts else 0) + 1
+    if number > 4:
+        raise InvalidTransition(_("This instalment already had 4 attempts."))
+    attempt = CollectionAttempt.objects.create(
+        installment=installment, creditor=plan.creditor, number=number, method=plan.method,
+        scheduled_for=on or business_today(plan.creditor))
+    last_payment = attempts[-1].payment if attempts and attempts[-1].payment_id else None
+    if last_payment is not None:
+        policy = retry_policy_for(creditor=plan.creditor, method=plan.method)
+        event_emit(type="payment.retry_scheduled", creditor_id=plan.creditor_id,
+                   payload=payloads.payment_payload(last_payment, last_payment.status, will_retry=True,
+                                                    retry_attempt=number, retry_date=attempt.scheduled_for,
+                                                    notify_debtor=policy.notify_debtor,
+                                                    reason_meaning=reason_meaning(last_payment.reason_code)),
+                   subjects={"payment": last_payment.pk, "customer": plan.customer_id,
+                             "installment": installment.pk, "collection_attempt": attempt.pk})
+    return attempt

@@ -194,3 +194,21 @@ def test_the_team_is_alerted_and_the_debtor_notified_through_the_demo_rules(cust
     recipients = {(d.rule.event_type, d.recipient) for d in Delivery.objects.select_related("rule")}
     assert ("payment.retry_scheduled", customer.email) in recipients
     assert ("installment.uncollectable", "compta@creditor.example") in recipients
+
+
+def test_a_failed_instalment_is_collected_again_after_the_plan_is_resumed(customer):
+    from collections_app.errors import InvalidTransition
+    from collections_app.retries.services import installment_collect_again
+
+    plan = card_plan(customer, first_due=MONDAY, number="4000000000009987")  # lost card: suspended at once
+    card_charges_run(today=MONDAY)
+    first = plan.installments.get(sequence=1)
+    with pytest.raises(InvalidTransition):
+        installment_collect_again(installment=first)
+    services.installment_plan_resume(plan=plan)
+    attempt = installment_collect_again(installment=first, on=dt.date(2026, 12, 2))
+    assert attempt.number == 2 and attempt.scheduled_for == dt.date(2026, 12, 2)
+    with pytest.raises(InvalidTransition):
+        installment_collect_again(installment=first)  # one at a time
+    assert Event.objects.filter(type="payment.retry_scheduled").count() == 1
+    assert card_charges_run(today=dt.date(2026, 12, 2)).submitted == 1

@@ -91,3 +91,18 @@ def test_mandate_amendment_from_the_admin(staff, exported):
     assert exported.mandate.iban == DEBTOR_IBANS[1]
     amendment = exported.mandate.amendments.get()
     assert amendment.previous_iban != amendment.new_iban and amendment.sepa_file is None
+
+
+def test_collect_again_admin_action(staff, customer):
+    from collections_app import services
+    from tests.collections_app.collection_helpers import card_plan
+    from collections_app.retries.services import card_charges_run
+
+    plan = card_plan(customer, first_due=dt.date(2026, 11, 30), number="4000000000009987")
+    card_charges_run(today=dt.date(2026, 11, 30))
+    services.installment_plan_resume(plan=plan)
+    first = plan.installments.get(sequence=1)
+    response = staff.post(reverse("admin:collections_app_installment_changelist"),
+                          {"action": "collect_again", "_selected_action": [first.pk]}, follow=True)
+    assert "1 new attempt(s) scheduled." in response.content.decode()
+    assert CollectionAttempt.objects.filter(installment=first, number=2, status="scheduled").exists()
