@@ -106,3 +106,16 @@ def test_collect_again_admin_action(staff, customer):
                           {"action": "collect_again", "_selected_action": [first.pk]}, follow=True)
     assert "1 new attempt(s) scheduled." in response.content.decode()
     assert CollectionAttempt.objects.filter(installment=first, number=2, status="scheduled").exists()
+
+
+@pytest.mark.parametrize("model", ["sepafile", "statusreport", "mandateamendment", "collectionsettings",
+                                   "retrypolicy", "collectionattempt", "installment"])
+def test_every_page_renders(staff, exported, model):
+    listing = staff.get(reverse(f"admin:collections_app_{model}_changelist"))
+    assert listing.status_code == 200
+    if model in ("collectionsettings", "retrypolicy", "mandateamendment"):
+        assert staff.get(reverse(f"admin:collections_app_{model}_add")).status_code == 200
+    if model == "collectionattempt":
+        attempt = CollectionAttempt.objects.get()
+        page = staff.get(reverse("admin:collections_app_collectionattempt_change", args=[attempt.pk]))
+        assert page.status_code == 200
