@@ -39,6 +39,7 @@ CARD_REASONS = {
     "stolen_card": _("The card was reported stolen"),
     "do_not_honor": _("Declined by the card issuer"),
     "authentication_failed": _("3-D Secure authentication failed"),
+    "authentication_required": _("The card issuer requires the cardholder to authenticate"),
     "card_unavailable": _("No usable saved card"),
 }
 

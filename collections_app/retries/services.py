@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ from collections_app.models import Creditor, Installment, InstallmentPlan, Payme
 from collections_app.retries.models import CollectionAttempt, NoticeSent, RetryPolicy
 from collections_app.retries.reasons import reason_meaning
 from notifications.services import event_emit
+
+logger = logging.getLogger(__name__)
 
 # The business date a job or an import runs for (`--date`), so that retry dates computed deep
 # inside payment_record_failure follow the run's date instead of the wall clock.
@@ -323,11 +326,16 @@ def card_charges_run(*, today: dt.date | None = None, only_retries: bool = False
                         result.failed += 1
                         result.retries_scheduled += int(_reload(attempt).will_retry)
                         continue
-                gateway = get_gateway(card.gateway)
-                outcome = gateway.charge_saved_card(
-                    token=card.gateway_token, amount=payment.amount, currency=payment.currency,
-                    idempotency_key=f"encaisse-attempt-{attempt_pk}",
-                    description=f"Instalment {payment.installment_id}")
+                try:
+                    outcome = get_gateway(card.gateway).charge_saved_card(
+                        token=card.gateway_token, amount=payment.amount, currency=payment.currency,
+                        idempotency_key=f"encaisse-attempt-{attempt_pk}",
+                        description=f"Instalment {payment.installment_id}")
+                except Exception as exc:  # noqa: BLE001 - a gateway outage must not stop the other charges
+                    # the attempt stays submitted: asked again, with the same key, after STALE_CARD_CLAIM
+                    logger.warning("card charge of attempt %s failed to reach the gateway", attempt_pk, exc_info=True)
+                    result.errors.append(f"attempt {attempt_pk}: {exc}")
+                    continue
                 with transaction.atomic():
                     attempt = CollectionAttempt.objects.select_for_update().get(pk=attempt_pk)
                     current = Payment.objects.get(pk=payment.pk)
@@ -336,9 +344,12 @@ def card_charges_run(*, today: dt.date | None = None, only_retries: bool = False
                     if outcome.succeeded:
                         attempt_mark_succeeded(attempt=attempt, gateway_reference=outcome.reference)
                         result.succeeded += 1
-                    elif outcome.status == "failed":
+                    elif outcome.status in ("failed", "requires_action"):
+                        # a merchant-initiated charge the issuer wants authenticated: the debtor must
+                        # pay on the pay page (the policy's pay link), no retry can succeed alone
                         Payment.objects.filter(pk=payment.pk).update(gateway_reference=outcome.reference)
-                        code = outcome.decline_code or "do_not_honor"
+                        code = (outcome.decline_code or "do_not_honor") if outcome.status == "failed" \
+                            else "authentication_required"
                         services.payment_record_failure(payment=current, reason_code=code,
                                                         reason_message=reason_meaning(code))
                         result.failed += 1

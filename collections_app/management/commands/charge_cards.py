@@ -17,4 +17,6 @@ class Command(JsonCommand):
         summary = (_("%(n)d card charge(s): %(ok)d succeeded, %(ko)d failed, %(again)d retries scheduled.")
                    % {"n": result.submitted, "ok": result.succeeded, "ko": result.failed,
                       "again": result.retries_scheduled})
+        if result.errors:
+            raise RuntimeError(summary + "\n" + "\n".join(result.errors))
         return summary, result.as_dict()

@@ -212,3 +212,31 @@ def test_a_failed_instalment_is_collected_again_after_the_plan_is_resumed(custom
         installment_collect_again(installment=first)  # one at a time
     assert Event.objects.filter(type="payment.retry_scheduled").count() == 1
     assert card_charges_run(today=dt.date(2026, 12, 2)).submitted == 1
+
+
+class UnreachableGateway:
+    """A card gateway whose API does not answer (nothing listens on its port)."""
+
+    name = "sandbox"
+
+    def charge_saved_card(self, **kwargs):
+        import httpx
+
+        from tests.servers import free_port
+
+        return httpx.post(f"http://127.0.0.1:{free_port()}/charges", json={}, timeout=2)
+
+
+def test_a_gateway_outage_leaves_the_charge_to_be_asked_again_never_twice(customer, settings):
+    plan = card_plan(customer, first_due=MONDAY)
+    card_plan(services.customer_create(creditor=customer.creditor, external_ref="X3", name="Autre"),
+              first_due=MONDAY)
+    settings.PAYMENT_GATEWAYS = {"sandbox": "tests.collections_app.retries.test_retries.UnreachableGateway"}
+    result = card_charges_run(today=MONDAY)
+    assert result.submitted == 2 and len(result.errors) == 2  # one outage does not stop the others
+    assert set(Payment.objects.values_list("status", flat=True)) == {"pending"}
+    settings.PAYMENT_GATEWAYS = {"sandbox": "collections_app.gateways.sandbox.SandboxGateway"}
+    assert card_charges_run(today=MONDAY).submitted == 0  # claims too recent to be called stuck
+    CollectionAttempt.objects.update(submitted_at=timezone.now() - dt.timedelta(minutes=11))
+    assert card_charges_run(today=MONDAY).succeeded == 2
+    assert Payment.objects.count() == 2 and plan.installments.get(sequence=1).status == "paid"
