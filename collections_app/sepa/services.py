@@ -296,9 +296,16 @@ def sepa_export(*, today: dt.date | None = None, only_retries: bool = False,
     result = RunResult()
     sepa_attempts_settle(today=today)
     mandates_expire_unused(today=today)
-    creditors = Creditor.objects.filter(is_active=True).exclude(sepa_creditor_identifier="")
+    creditors = Creditor.objects.filter(is_active=True)
     if creditor_ids:
         creditors = creditors.filter(pk__in=creditor_ids)
+    for name in (creditors.filter(Q(sepa_creditor_identifier="") | Q(iban=""))
+                 .filter(instalment_plans__method=PaymentMethod.SEPA_DD,
+                         instalment_plans__status=InstallmentPlan.Status.ACTIVE).distinct()
+                 .values_list("name", flat=True)):
+        result.errors.append(_("%(creditor)s has direct-debit plans but no SEPA creditor identifier or IBAN.")
+                             % {"creditor": name})
+    creditors = creditors.exclude(sepa_creditor_identifier="").exclude(iban="")
     for creditor in creditors:
         day = today or local_today(creditor.time_zone)
         if not only_retries:

@@ -176,3 +176,11 @@ def test_a_one_off_debit_from_the_pay_page_is_filed_settled_or_rejected(creditor
     assert paid.status == "paid" and rejected.status == "open"
     assert set(CollectionAttempt.objects.values_list("status", "reason_code")) == {("succeeded", ""),
                                                                                    ("failed", "AC04")}
+
+
+def test_a_creditor_without_identifier_is_reported(creditor, customer):
+    sepa_plan(customer, first_due=MONDAY)
+    type(creditor).objects.filter(pk=creditor.pk).update(sepa_creditor_identifier="")
+    result = sepa_export(today=MONDAY)
+    assert result.errors == [f"{creditor.name} has direct-debit plans but no SEPA creditor identifier or IBAN."]
+    assert not Payment.objects.exists()
