@@ -66,7 +66,6 @@ class RetryDecision:
     policy: RetryPolicy
     will_retry: bool
     retry_on: dt.date | None = None
-    final_actions: list[str] = field(default_factory=list)
 
     def apply(self) -> None:
         """Runs after the failure event, in the same transaction."""
@@ -184,14 +183,18 @@ def attempts_materialise(*, method: str, creditor: Creditor, up_to: dt.date) -> 
     return len(rows)
 
 
+PLAN_RELATED = ("customer", "payment_request", "mandate", "saved_card")
+
+
 def attempt_submit(*, attempt: CollectionAttempt, gateway: str = "", end_to_end_id: str = "",
-                   extra: dict[str, Any] | None = None) -> Payment:
-    """Turn a claimed attempt into a payment in flight (the caller holds the attempt's row lock)."""
+                   extra: dict[str, Any] | None = None, plan: InstallmentPlan | None = None) -> Payment:
+    """Turn a claimed attempt into a payment in flight (the caller holds the attempt's row lock;
+    `plan`, loaded with PLAN_RELATED, saves the queries when the caller has it)."""
     from collections_app import services
 
     installment = Installment.objects.select_for_update().get(pk=attempt.installment_id)
-    plan = InstallmentPlan.objects.select_related("customer", "payment_request", "mandate", "saved_card").get(
-        pk=installment.plan_id)
+    if plan is None:
+        plan = InstallmentPlan.objects.select_related(*PLAN_RELATED).get(pk=installment.plan_id)
     request = plan.payment_request
     if request is not None and (request.status not in PaymentRequest.OPEN_STATUSES
                                 or (request.expires_at and request.expires_at <= timezone.now())):

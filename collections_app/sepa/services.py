@@ -25,6 +25,7 @@ from collections_app.models import Creditor, Installment, InstallmentPlan, Manda
 from collections_app.retries.models import CollectionAttempt
 from collections_app.retries.reasons import reason_meaning
 from collections_app.retries.services import (
+    PLAN_RELATED,
     RunResult,
     attempt_mark_succeeded,
     attempt_submit,
@@ -142,7 +143,7 @@ def _creditor_collect(*, creditor_id: int, today: dt.date, only_retries: bool, r
         groups: dict[tuple[str, str], list[tuple[CollectionAttempt, Payment, Mandate]]] = defaultdict(list)
         first_in_run: set[int] = set()
         for attempt in qs.select_related("installment"):
-            plan = InstallmentPlan.objects.get(pk=attempt.installment.plan_id)
+            plan = InstallmentPlan.objects.select_related(*PLAN_RELATED).get(pk=attempt.installment.plan_id)
             if plan.status != InstallmentPlan.Status.ACTIVE:
                 attempt.status = CollectionAttempt.Status.CANCELLED
                 attempt.finished_at = timezone.now()
@@ -150,13 +151,13 @@ def _creditor_collect(*, creditor_id: int, today: dt.date, only_retries: bool, r
                 continue
             mandate = Mandate.objects.select_for_update().get(pk=plan.mandate_id) if plan.mandate_id else None
             if mandate is None or mandate.status != Mandate.Status.ACTIVE:
-                payment = attempt_submit(attempt=attempt)
+                payment = attempt_submit(attempt=attempt, plan=plan)
                 payment_record_failure(payment=payment, reason_code="MANDATE_INACTIVE",
                                        reason_message=reason_meaning("MANDATE_INACTIVE"))
                 result.failed += 1
                 continue
             sequence_type = _sequence_type(mandate, first_in_run)
-            payment = attempt_submit(attempt=attempt, extra={"sequence_type": sequence_type})
+            payment = attempt_submit(attempt=attempt, extra={"sequence_type": sequence_type}, plan=plan)
             groups[(sequence_type, mandate.scheme)].append((attempt, payment, mandate))
         if not only_retries:
             for payment in _one_off_debits(creditor):
