@@ -273,13 +273,15 @@ def _file_create(*, creditor: Creditor, conf: CollectionSettings, day: dt.date, 
 
 
 def sepa_attempts_settle(*, today: dt.date | None = None) -> int:
-    """A debit not rejected by its collection date is paid (a later return reverses it)."""
+    """A debit not rejected by the business day after its collection date is paid (the bank's
+    status report has had a day to arrive; a later return reverses it)."""
     count = 0
+    settled_before = add_business_days(today or timezone.localdate(), -1)
     while True:
         with transaction.atomic():
             batch = list(CollectionAttempt.objects.select_for_update(skip_locked=True, of=("self",))
                          .filter(method=PaymentMethod.SEPA_DD, status=CollectionAttempt.Status.SUBMITTED,
-                                 collection_date__lt=today or timezone.localdate())
+                                 collection_date__lt=settled_before)
                          .select_related("payment").order_by("pk")[:200])
             for attempt in batch:
                 if attempt.payment.status == Payment.Status.PROCESSING:
@@ -418,7 +420,7 @@ def status_report_import(*, content: bytes, filename: str = "", today: dt.date |
     transaction we never sent is reported and nothing of it is applied."""
     from collections_app.sepa import pain002
     from collections_app.sepa.models import StatusReport
-    from collections_app.services import payment_record_failure
+    from collections_app.services import payment_record_failure, payment_reverse
 
     try:
         report = pain002.parse(content)
@@ -466,15 +468,22 @@ def status_report_import(*, content: bytes, filename: str = "", today: dt.date |
             payment = Payment.objects.select_for_update().get(pk=payments[rejection.end_to_end_id].pk)
             entry = {"end_to_end_id": rejection.end_to_end_id, "payment_id": payment.pk,
                      "reason_code": rejection.reason_code, "reason": reason_meaning(rejection.reason_code)}
-            if payment.status not in (Payment.Status.PENDING, Payment.Status.PROCESSING):
+            if payment.status == Payment.Status.SUCCEEDED:
+                # settled before its reject arrived: the money never came, undo it like a return
+                _forget_first_collection(payment)
+                payment_reverse(payment=payment, reason_code=rejection.reason_code,
+                                reason_message=reason_meaning(rejection.reason_code))
+            elif payment.status not in (Payment.Status.PENDING, Payment.Status.PROCESSING):
                 entry["skipped"] = _("payment already %(status)s") % {"status": payment.status}
                 result.rejected.append(entry)
                 continue
-            _forget_first_collection(payment)
-            payment_record_failure(payment=payment, reason_code=rejection.reason_code,
-                                   reason_message=reason_meaning(rejection.reason_code))
+            else:
+                _forget_first_collection(payment)
+                payment_record_failure(payment=payment, reason_code=rejection.reason_code,
+                                       reason_message=reason_meaning(rejection.reason_code))
             # one-off debits have no instalment, so no retry decision recorded the failure
-            CollectionAttempt.objects.filter(payment=payment, status=CollectionAttempt.Status.SUBMITTED).update(
+            CollectionAttempt.objects.filter(payment=payment, status__in=[
+                CollectionAttempt.Status.SUBMITTED, CollectionAttempt.Status.SUCCEEDED]).update(
                 status=CollectionAttempt.Status.FAILED, reason_code=rejection.reason_code,
                 reason_message=reason_meaning(rejection.reason_code), finished_at=timezone.now(),
                 updated_at=timezone.now())

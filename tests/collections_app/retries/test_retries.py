@@ -128,8 +128,8 @@ def test_a_return_in_a_statement_goes_through_the_same_policy(customer):
     # a return with MD06 (refund claimed by the debtor) ends it
     other = sepa_plan(services.customer_create(creditor=customer.creditor, external_ref="X2", name="Autre"),
                       first_due=MONDAY)
-    sepa_export(today=dt.date(2026, 11, 27))
-    sepa_export(today=dt.date(2026, 12, 2))
+    sepa_export(today=dt.date(2026, 11, 27))  # Monday 30 has its FRST file already: collected Tuesday 1
+    sepa_export(today=dt.date(2026, 12, 3))
     services.payment_reverse(payment=Payment.objects.get(installment__plan=other), reason_code="MD06")
     other.refresh_from_db()
     assert other.status == "suspended"

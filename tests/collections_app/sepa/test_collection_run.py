@@ -170,7 +170,7 @@ def test_a_one_off_debit_from_the_pay_page_is_filed_settled_or_rejected(creditor
     e2e = Payment.objects.get(payment_request=rejected).end_to_end_id
     status_report_import(content=pain002(message_id="R-OOFF", original_message_id=sepa_file.message_id,
                                          rejected=[(e2e, "AC04")]), today=MONDAY)
-    sepa_export(today=dt.date(2026, 12, 2))
+    sepa_export(today=dt.date(2026, 12, 3))  # settled once a business day has passed after the 1st
     paid.refresh_from_db()
     rejected.refresh_from_db()
     assert paid.status == "paid" and rejected.status == "open"

@@ -80,11 +80,31 @@ def test_rejects_with_different_codes_retry_or_end_the_plan(five_plans):
     failed = {e.payload["reason_code"]: e.payload["will_retry"] for e in Event.objects.filter(type="payment.failed")}
     assert failed == {"AM04": True, "MS03": True, "MD01": False, "AC04": False}
     assert Event.objects.filter(type="instalment_plan.suspended").count() == 2
-    # the accepted one is still in flight and settles after its collection date
+    # the accepted one is still in flight; it settles once a business day has passed after its
+    # collection date (Wed 23): not on Thu 24, on Mon 28
     e_ok.refresh_from_db()
     assert e_ok.installments.get(sequence=1).status == Installment.Status.PROCESSING
     sepa_export(today=dt.date(2026, 12, 24))
+    assert e_ok.installments.get(sequence=1).status == Installment.Status.PROCESSING
+    sepa_export(today=dt.date(2026, 12, 28))
     assert e_ok.installments.get(sequence=1).status == Installment.Status.PAID
+
+
+def test_a_reject_arriving_after_settlement_reverses_the_payment(five_plans):
+    plan = five_plans[0]
+    sepa_file = SepaFile.objects.get()
+    sepa_export(today=dt.date(2026, 12, 28))
+    payment = CollectionAttempt.objects.get(installment__plan=plan, number=1).payment
+    payment.refresh_from_db()
+    assert payment.status == "succeeded"
+    result = status_report_import(content=make_pain002(message_id="LATE-1", original_message_id=sepa_file.message_id,
+                                                       rejected=[(payment.end_to_end_id, "AM04")]),
+                                  today=dt.date(2026, 12, 28))
+    assert result.ok and result.rejected[0]["will_retry"] is True
+    payment.refresh_from_db()
+    assert payment.status == "reversed"
+    assert plan.installments.get(sequence=1).status == Installment.Status.FAILED
+    assert CollectionAttempt.objects.get(installment__plan=plan, number=2).scheduled_for == dt.date(2026, 12, 31)
 
 
 def test_retries_are_collected_then_exhausted(five_plans):
