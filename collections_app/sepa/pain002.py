@@ -5,6 +5,7 @@ DTDs and network access off. Only rejections matter to us: accepted transactions
 their collection date."""
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -57,6 +58,18 @@ def _reason(node) -> str:
         if code:
             return code
     return "MS03"  # rejected without a reason: "reason not specified"
+
+
+def is_status_report(content: bytes) -> bool:
+    """Whether a file is a pain.002 (for an importer that receives every kind of bank file):
+    only the root element is read."""
+    try:
+        for _event, element in etree.iterparse(io.BytesIO(content), events=("start",), resolve_entities=False,
+                                               no_network=True, load_dtd=False):
+            return "pain.002" in (etree.QName(element).namespace or "")
+    except etree.XMLSyntaxError:
+        return False
+    return False
 
 
 def parse(content: bytes) -> StatusReport:

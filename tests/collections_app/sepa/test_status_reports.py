@@ -213,3 +213,13 @@ def test_every_rejected_transaction_is_read_back(codes):
     report = pain002.parse(make_pain002(message_id="M", original_message_id="O", rejected=rejected))
     assert [(r.end_to_end_id, r.reason_code) for r in report.rejections] == [
         (e2e, code or "MS03") for e2e, code in rejected]
+
+
+def test_status_reports_are_told_apart_from_other_bank_files():
+    report = make_pain002(message_id="M", original_message_id="O", rejected=[("E", "AM04")])
+    assert pain002.is_status_report(report)
+    camt = (b'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.054.001.02">'
+            b"<BkToCstmrDbtCdtNtfctn/></Document>")
+    assert not pain002.is_status_report(camt)
+    assert not pain002.is_status_report(b":20:MT940 statement\r\n:25:FR76")
+    assert not pain002.is_status_report(b"")
