@@ -192,7 +192,7 @@ def attempt_submit(*, attempt: CollectionAttempt, gateway: str = "", end_to_end_
     `plan`, loaded with PLAN_RELATED, saves the queries when the caller has it)."""
     from collections_app import services
 
-    installment = Installment.objects.select_for_update().get(pk=attempt.installment_id)
+    installment = Installment.objects.select_for_update(no_key=True).get(pk=attempt.installment_id)
     if plan is None:
         plan = InstallmentPlan.objects.select_related(*PLAN_RELATED).get(pk=installment.plan_id)
     request = plan.payment_request

@@ -129,7 +129,9 @@ def _creditor_collect(*, creditor_id: int, today: dt.date, only_retries: bool, r
 
     with transaction.atomic():
         # One worker per creditor at a time; the other skips it (this one takes everything due).
-        creditor = Creditor.objects.select_for_update(skip_locked=True).filter(pk=creditor_id).first()
+        # FOR NO KEY UPDATE: it excludes a second collection run, but not the inserts that merely
+        # reference the creditor (invoices, payments of the API) during a long run.
+        creditor = Creditor.objects.select_for_update(skip_locked=True, no_key=True).filter(pk=creditor_id).first()
         if creditor is None:
             return []
         conf = collection_settings_for(creditor)
@@ -149,7 +151,8 @@ def _creditor_collect(*, creditor_id: int, today: dt.date, only_retries: bool, r
                 attempt.finished_at = timezone.now()
                 attempt.save(update_fields=["status", "finished_at", "updated_at"])
                 continue
-            mandate = Mandate.objects.select_for_update().get(pk=plan.mandate_id) if plan.mandate_id else None
+            mandate = (Mandate.objects.select_for_update(no_key=True).get(pk=plan.mandate_id)
+                       if plan.mandate_id else None)
             if mandate is None or mandate.status != Mandate.Status.ACTIVE:
                 payment = attempt_submit(attempt=attempt, plan=plan)
                 payment_record_failure(payment=payment, reason_code="MANDATE_INACTIVE",
@@ -161,7 +164,7 @@ def _creditor_collect(*, creditor_id: int, today: dt.date, only_retries: bool, r
             groups[(sequence_type, mandate.scheme)].append((attempt, payment, mandate))
         if not only_retries:
             for payment in _one_off_debits(creditor):
-                mandate = Mandate.objects.select_for_update().get(pk=payment.mandate_id)
+                mandate = Mandate.objects.select_for_update(no_key=True).get(pk=payment.mandate_id)
                 if mandate.status != Mandate.Status.ACTIVE:
                     payment_record_failure(payment=payment, reason_code="MANDATE_INACTIVE",
                                            reason_message=reason_meaning("MANDATE_INACTIVE"))
@@ -183,7 +186,7 @@ def _creditor_collect(*, creditor_id: int, today: dt.date, only_retries: bool, r
 def _one_off_debits(creditor: Creditor) -> list[Payment]:
     """Direct debits without an instalment (paid by SEPA on the pay page) that no file holds yet:
     collected as soon as the lead time allows."""
-    return list(Payment.objects.select_for_update(skip_locked=True, of=("self",))
+    return list(Payment.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
                 .filter(creditor=creditor, method=PaymentMethod.SEPA_DD, installment__isnull=True,
                         mandate__isnull=False, status__in=[Payment.Status.PENDING, Payment.Status.PROCESSING],
                         collection_attempt__isnull=True)
