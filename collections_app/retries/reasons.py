@@ -45,6 +45,7 @@ CARD_REASONS = {
 
 INTERNAL_REASONS = {
     "MANDATE_INACTIVE": _("The mandate is cancelled or expired"),
+    "CURRENCY_NOT_EUR": _("SEPA direct debits are in euros only"),
 }
 
 

@@ -153,10 +153,10 @@ def _creditor_collect(*, creditor_id: int, today: dt.date, only_retries: bool, r
                 continue
             mandate = (Mandate.objects.select_for_update(no_key=True).get(pk=plan.mandate_id)
                        if plan.mandate_id else None)
-            if mandate is None or mandate.status != Mandate.Status.ACTIVE:
+            refusal = _refusal(mandate, attempt.installment.currency)
+            if refusal:
                 payment = attempt_submit(attempt=attempt, plan=plan)
-                payment_record_failure(payment=payment, reason_code="MANDATE_INACTIVE",
-                                       reason_message=reason_meaning("MANDATE_INACTIVE"))
+                payment_record_failure(payment=payment, reason_code=refusal, reason_message=reason_meaning(refusal))
                 result.failed += 1
                 continue
             sequence_type = _sequence_type(mandate, first_in_run)
@@ -165,9 +165,10 @@ def _creditor_collect(*, creditor_id: int, today: dt.date, only_retries: bool, r
         if not only_retries:
             for payment in _one_off_debits(creditor):
                 mandate = Mandate.objects.select_for_update(no_key=True).get(pk=payment.mandate_id)
-                if mandate.status != Mandate.Status.ACTIVE:
-                    payment_record_failure(payment=payment, reason_code="MANDATE_INACTIVE",
-                                           reason_message=reason_meaning("MANDATE_INACTIVE"))
+                refusal = _refusal(mandate, payment.currency)
+                if refusal:
+                    payment_record_failure(payment=payment, reason_code=refusal,
+                                           reason_message=reason_meaning(refusal))
                     result.failed += 1
                     continue
                 sequence_type = _sequence_type(mandate, first_in_run)
@@ -181,6 +182,15 @@ def _creditor_collect(*, creditor_id: int, today: dt.date, only_retries: bool, r
             file_ids.append(_file_create(creditor=creditor, conf=conf, day=day, sequence_type=sequence_type,
                                          scheme=scheme, items=items, result=result).pk)
         return file_ids
+
+
+def _refusal(mandate: Mandate | None, currency: str) -> str:
+    """Why a debit cannot go into a file at all (an internal reason code), or ""."""
+    if mandate is None or mandate.status != Mandate.Status.ACTIVE:
+        return "MANDATE_INACTIVE"
+    if currency != "EUR":
+        return "CURRENCY_NOT_EUR"  # SEPA direct debits are in euros only
+    return ""
 
 
 def _one_off_debits(creditor: Creditor) -> list[Payment]:

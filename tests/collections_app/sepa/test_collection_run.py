@@ -184,3 +184,18 @@ def test_a_creditor_without_identifier_is_reported(creditor, customer):
     result = sepa_export(today=MONDAY)
     assert result.errors == [f"{creditor.name} has direct-debit plans but no SEPA creditor identifier or IBAN."]
     assert not Payment.objects.exists()
+
+
+def test_a_debit_in_another_currency_never_goes_into_a_file(creditor):
+    from collections_app import services
+    from tests.factories import make_invoice
+
+    customer = CustomerFactory(creditor=creditor, currency="GBP")
+    mandate = services.mandate_create(creditor=creditor, customer=customer, holder_name="John", iban=DEBTOR_IBANS[0])
+    request = services.payment_request_create(creditor=creditor, customer=customer,
+                                              invoices=[make_invoice(customer, amount="20.00", currency="GBP")])
+    services.payment_create(customer=customer, method="sepa_dd", amount="20.00", payment_request=request,
+                            mandate=mandate)
+    result = sepa_export(today=MONDAY)
+    assert result.failed == 1 and not SepaFile.objects.exists()
+    assert Payment.objects.get().reason_code == "CURRENCY_NOT_EUR"
