@@ -223,3 +223,17 @@ def test_status_reports_are_told_apart_from_other_bank_files():
     assert not pain002.is_status_report(camt)
     assert not pain002.is_status_report(b":20:MT940 statement\r\n:25:FR76")
     assert not pain002.is_status_report(b"")
+
+
+def test_a_direct_debit_retry_is_pre_notified_too(five_plans):
+    from collections_app.sepa.services import direct_debits_prenotify
+
+    plan = five_plans[0]
+    sepa_file = SepaFile.objects.get()
+    status_report_import(content=make_pain002(message_id="PN-1", original_message_id=sepa_file.message_id,
+                                              rejected=[(e2e_of(plan), "AM04")]), today=TUESDAY)
+    direct_debits_prenotify(today=dt.date(2026, 12, 24))
+    event = Event.objects.get(type="direct_debit.upcoming", payload__attempt=2)
+    assert event.payload["installment_id"] == plan.installments.get(sequence=1).pk
+    assert event.payload["collection_date"] == "2026-12-28"
+    assert direct_debits_prenotify(today=dt.date(2026, 12, 24)) == 0
