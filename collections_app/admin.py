@@ -411,3 +411,6 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
         return False
 from collections_app.paypages.admin import *  # noqa: E402,F401,F403
 from collections_app.virtual_ibans.admin import *  # noqa: E402,F401,F403
+
+from collections_app.sepa.admin import *  # noqa: E402,F401,F403
+from collections_app.retries.admin import *  # noqa: E402,F401,F403

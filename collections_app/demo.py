@@ -70,6 +70,9 @@ def seed() -> dict[str, int]:
                                                               first_due_date=today + dt.timedelta(days=7))
                 services.installment_plan_create(customer=customer, method=PaymentMethod.SEPA_DD,
                                                  schedule=schedule, payment_request=request, mandate=mandate)
+    from collections_app.sepa.demo import seed as collections_seed  # issue 5
+
+    created.update(collections_seed(creditor))
     created["creditor_id"] = creditor.pk
     created["open_requests"] = PaymentRequest.objects.filter(
         creditor=creditor, status__in=PaymentRequest.OPEN_STATUSES).count()

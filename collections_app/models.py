@@ -306,7 +306,8 @@ class SavedCard(TimeStamped):
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="saved_cards")
     gateway = models.CharField(_("gateway"), max_length=32, default="sandbox")
-    gateway_token = models.CharField(_("gateway token"), max_length=128)
+    # 255: the sandbox tokens of declining test cards are longer than 128 characters
+    gateway_token = models.CharField(_("gateway token"), max_length=255)
     brand = models.CharField(_("brand"), max_length=20)
     last4 = models.CharField(_("last 4 digits"), max_length=4)
     exp_month = models.PositiveSmallIntegerField(_("expiry month"),
@@ -536,3 +537,6 @@ class IdempotencyRecord(models.Model):
         ]
 from collections_app.paypages.models import *  # noqa: E402,F401,F403
 from collections_app.virtual_ibans.models import *  # noqa: E402,F401,F403
+
+from collections_app.sepa.models import *  # noqa: E402,F401,F403
+from collections_app.retries.models import *  # noqa: E402,F401,F403

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
@@ -40,6 +40,9 @@ from collections_app.models import (
 )
 from collections_app.money import is_known_currency, round_money, split_evenly
 from notifications.services import event_emit
+
+if TYPE_CHECKING:
+    from collections_app.retries.services import RetryDecision
 
 ZERO = Decimal("0.00")
 
@@ -595,11 +598,15 @@ def payment_record_failure(*, payment: Payment, reason_code: str, reason_message
     payment.reason_code = reason_code[:32]
     payment.reason_message = reason_message[:255]
     payment.save()
+    decision = None
     if payment.installment_id:
-        _installment_mark_failed(installment_id=payment.installment_id, payment=payment)
+        decision = _installment_mark_failed(installment_id=payment.installment_id, payment=payment)
     event_emit(type="payment.failed", creditor_id=payment.creditor_id,
-               payload=payloads.payment_payload(payment, previous, will_retry=will_retry),
+               payload=payloads.payment_payload(payment, previous,
+                                                will_retry=will_retry or bool(decision and decision.will_retry)),
                subjects=_payment_subjects(payment))
+    if decision is not None:
+        decision.apply()
     return payment
 
 
@@ -643,15 +650,19 @@ def payment_reverse(*, payment: Payment, reason_code: str, reason_message: str =
         customer = _lock(Customer, payment.customer_id)
         customer_credit_adjust(customer=customer, delta=-min(over, customer.credit_balance),
                                reason=f"reversal of payment #{payment.pk}")
-    if payment.installment_id:
-        _installment_mark_failed(installment_id=payment.installment_id, payment=payment)
     payment.status = Payment.Status.REVERSED
     payment.reason_code = reason_code[:32]
     payment.reason_message = reason_message[:255]
     payment.failed_at = timezone.now()
     payment.save()
+    decision = None
+    if payment.installment_id:
+        decision = _installment_mark_failed(installment_id=payment.installment_id, payment=payment)
     event_emit(type="payment.reversed", creditor_id=payment.creditor_id,
-               payload=payloads.payment_payload(payment, previous), subjects=subjects)
+               payload=payloads.payment_payload(payment, previous, will_retry=bool(decision and decision.will_retry)),
+               subjects=subjects)
+    if decision is not None:
+        decision.apply()
     return payment
 
 
@@ -937,11 +948,16 @@ def _installment_mark_paid(*, installment_id: int, payment: Payment) -> None:
                          event_type="instalment_plan.completed")
 
 
-def _installment_mark_failed(*, installment_id: int, payment: Payment) -> None:
+def _installment_mark_failed(*, installment_id: int, payment: Payment) -> RetryDecision | None:
+    """Every failure of an instalment payment passes here, whatever its source (status report,
+    statement return, gateway decline): the retry policy decides what follows. Returns the
+    retry decision (collections_app.retries), which the caller applies after its own event."""
+    from collections_app.retries.services import attempt_failure_decide
+
     installment = _lock(Installment, installment_id)
     previous = installment.status
     if previous == Installment.Status.CANCELLED:
-        return
+        return None
     installment.status = Installment.Status.FAILED
     installment.paid_at = None
     installment.save(update_fields=["status", "paid_at", "updated_at"])
@@ -950,3 +966,4 @@ def _installment_mark_failed(*, installment_id: int, payment: Payment) -> None:
                                                     reason_code=payment.reason_code),
                subjects={"installment": installment.pk, "instalment_plan": installment.plan_id,
                          "customer": payment.customer_id})
+    return attempt_failure_decide(installment=installment, payment=payment)

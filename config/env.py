@@ -52,6 +52,8 @@ DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlit
 DATA_DIR = env_path("ENCAISSE_DATA_DIR", BASE_DIR / "var")
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
 TIME_ZONE = env_str("TIME_ZONE", "Europe/Paris")
+# issue 5: where validated pain.008 files are dropped for the bank channel (EBICS client, manual upload)
+SEPA_OUTGOING_DIR = env_path("SEPA_OUTGOING_DIR", DATA_DIR / "outgoing" / "sepa")
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")

@@ -26,6 +26,18 @@ SCHEDULES: list[dict] = [
      "schedule_type": Schedule.MINUTES, "minutes": 1},
     {"name": "write-status-files", "func": "connectors.tasks.write_status_files",
      "schedule_type": Schedule.MINUTES, "minutes": 15},
+    # issue 5: SEPA collection, card charges, retries, pre-notification and card expiry watch (all daily,
+    # safe to overlap: attempts are claimed with SKIP LOCKED under unique constraints)
+    {"name": "sepa-export", "func": "collections_app.sepa.tasks.sepa_export_daily",
+     "schedule_type": Schedule.DAILY},
+    {"name": "charge-card-instalments", "func": "collections_app.retries.tasks.charge_cards_daily",
+     "schedule_type": Schedule.DAILY},
+    {"name": "run-retries", "func": "collections_app.retries.tasks.run_retries_daily",
+     "schedule_type": Schedule.DAILY},
+    {"name": "direct-debit-prenotification", "func": "collections_app.sepa.tasks.direct_debits_prenotify_daily",
+     "schedule_type": Schedule.DAILY},
+    {"name": "card-expiry-watch", "func": "collections_app.retries.tasks.cards_expiring_daily",
+     "schedule_type": Schedule.DAILY},
 ]
 
 

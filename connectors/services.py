@@ -95,6 +95,8 @@ def _finish(job: ImportJob, run: ImportRun, *, status: str, message: str = "") -
     if run.outcome is not None and (run.written or job.dry_run):
         for key, value in run.outcome.counters().items():
             setattr(job, key, value)
+    # The bulk writer finds some errors set-based, after the row checks: report them in file order.
+    run.errors.sort(key=lambda e: e.row)
     job.errors = [e.as_dict() for e in run.errors[:ERRORS_KEPT]]
     job.errors_truncated = len(run.errors) > ERRORS_KEPT
     job.preview = run.preview

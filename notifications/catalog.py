@@ -72,6 +72,9 @@ register("payment.failed", "A payment failed; reason_code tells why, will_retry 
 register("payment.cancelled", "A pending payment was cancelled.", _PAYMENT)
 register("payment.reversed", "A succeeded payment was reversed (direct-debit return, chargeback).",
          _PAYMENT)
+register("payment.retry_scheduled",
+         "A failed collection will be tried again (retry policy); notify_debtor asks for a notice before it.",
+         _PAYMENT + ("retry_attempt", "retry_date", "notify_debtor", "reason_meaning"))
 
 # refunds
 _REFUND = ("refund_id", "payment_id", "status", "previous_status", "amount", "currency", "reason",
@@ -105,6 +108,19 @@ _INSTALLMENT = ("installment_id", "instalment_plan_id", "sequence", "due_date", 
                 "previous_status", "amount", "currency", "payment_id") + _COMMON_CUSTOMER
 register("installment.paid", "An instalment was paid.", _INSTALLMENT)
 register("installment.failed", "An instalment's collection failed.", _INSTALLMENT + ("reason_code",))
+register("installment.uncollectable",
+         "An instalment's collection failed for good (attempts used up or a reason code that never retries); "
+         "alert_team asks rules to alert the finance team, pay_url is the pay link sent instead.",
+         _INSTALLMENT + ("reason_code", "reason_meaning", "attempts", "suspended", "alert_team",
+                         "pay_link_payment_request_id", "pay_url"))
+
+# SEPA direct debits (issue 5)
+register("direct_debit.submitted", "A pain.008 file was generated, validated and dropped for the bank.",
+         ("sepa_file_id", "file_name", "message_id", "collection_date", "sequence_type", "scheme",
+          "scheme_version", "transaction_count", "control_sum", "currency", "payment_ids"))
+register("direct_debit.upcoming", "A direct debit will be collected soon (pre-notification to the debtor).",
+         ("installment_id", "instalment_plan_id", "sequence", "attempt", "collection_date", "amount", "currency",
+          "mandate_reference", "creditor_identifier", "iban_last4") + _COMMON_CUSTOMER)
 
 # notifications and webhooks (issue 7)
 _ENDPOINT = ("webhook_endpoint_id", "name", "url", "status", "previous_status", "reason")

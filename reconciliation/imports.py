@@ -8,7 +8,6 @@ imports racing each other never create a duplicate.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import os
 from collections import Counter
@@ -24,6 +23,7 @@ from django.utils.translation import gettext as _
 from collections_app.errors import ValidationFailed
 from collections_app.models import Creditor
 from collections_app.money import round_money
+from collections_app.sepa.services import StatusReportResult, status_report_import
 from notifications.services import event_emit
 from reconciliation import parsers
 from reconciliation.models import BankAccount, BankStatement, BankTransaction
@@ -52,7 +52,8 @@ class ImportResult:
     def as_dict(self) -> dict[str, Any]:
         return {"format": self.format, "filename": self.filename, "statement_ids": self.statement_ids,
                 "created": self.created, "duplicates": self.duplicates, "already_imported": self.already_imported,
-                "warnings": self.warnings, "matching": self.matching}
+                "warnings": self.warnings, "matching": self.matching,
+                "status_report": self.other.as_dict() if self.other is not None else None}
 
 
 def _open(source: bytes | str | Path | IO[bytes]) -> tuple[IO[bytes], bool]:
@@ -84,14 +85,10 @@ def _sha256(stream: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
-def status_report_dispatch(*, content: bytes, filename: str) -> Any:
-    """pain.002 status reports belong to the SEPA direct-debit module; it is looked up at run time
-    so that this app does not depend on it being installed."""
-    try:
-        module = importlib.import_module("collections_app.sepa.services")
-    except ModuleNotFoundError:
-        raise UnsupportedFormat("pain.002 status reports are not supported by this installation") from None
-    return module.status_report_import(content=content, filename=filename)
+def status_report_dispatch(*, content: bytes, filename: str) -> StatusReportResult:
+    """pain.002 status reports come through the same doors as statements (upload, API, drop
+    folder, import_statement) but belong to the SEPA direct-debit module, which applies them."""
+    return status_report_import(content=content, filename=filename)
 
 
 def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = "",

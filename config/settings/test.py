@@ -9,6 +9,7 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 Q_CLUSTER = {**Q_CLUSTER, "sync": False}  # noqa: F405
 DROP_DIR = DATA_DIR / "test-drop"
 OUTBOX_DIR = DATA_DIR / "test-outbox"
+SEPA_OUTGOING_DIR = DATA_DIR / "test-outgoing" / "sepa"
 LOGGING = {"version": 1, "disable_existing_loggers": False,
            "root": {"handlers": [], "level": "WARNING"}}
 CONNECTORS_IMPORT_DIR = DROP_DIR / "invoices"

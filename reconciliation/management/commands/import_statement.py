@@ -30,6 +30,18 @@ class Command(JsonCommand):
                 lines.append(f"{path}: ERROR {message}")
                 continue
             data = result.as_dict()
+            report = data["status_report"]
+            if report is not None:
+                # A pain.002 is all or nothing: a refused report is an error of this file.
+                if not report["ok"]:
+                    failed.append({"file": path, "error": "; ".join(report["errors"])})
+                    lines.append(f"{path}: ERROR " + "; ".join(report["errors"]))
+                    continue
+                results.append({"file": path, **data})
+                state = "already imported" if report["already_imported"] else (
+                    f"{len(report['rejected'])} rejected, {report['accepted']} accepted")
+                lines.append(f"{path}: pain.002 status report, {state}")
+                continue
             results.append({"file": path, **data})
             matching = ", ".join(f"{k} {v}" for k, v in sorted(result.matching.items())) or "-"
             state = "already imported" if result.already_imported else f"{result.created} new"

@@ -1,0 +1,93 @@
+"""Two workers at once on the same PostgreSQL (two real processes): nothing is debited or
+charged twice, no transaction is in two files."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from django.conf import settings as dj_settings
+from lxml import etree
+
+from collections_app.models import Installment, Payment
+from collections_app.retries.models import CollectionAttempt
+from collections_app.sepa.models import SepaFile
+from tests.collections_app.collection_helpers import DEBTOR_IBANS, card_plan, sepa_plan
+from tests.factories import CreditorFactory, CustomerFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+
+ROOT = Path(__file__).resolve().parents[3]
+MONDAY = "2026-11-30"
+
+
+def start(*args: str) -> subprocess.Popen:
+    db = dj_settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@/{db['NAME']}?host={db['HOST']}&port={db['PORT']}"
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    return subprocess.Popen([sys.executable, "manage.py", *args, "--json"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def run_twice_at_once(*args: str) -> list[dict]:
+    procs = [start(*args), start(*args)]
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        outputs.append(json.loads(out.decode().strip().splitlines()[-1]))
+    return outputs
+
+
+def end_to_end_ids(sepa_file: SepaFile) -> list[str]:
+    tree = etree.fromstring(sepa_file.content.encode())
+    return [e.text for e in tree.iter("{*}EndToEndId")]
+
+
+def test_two_collection_runs_at_once_debit_each_instalment_once():
+    creditors = CreditorFactory.create_batch(2)
+    for creditor in creditors:
+        for i, customer in enumerate(CustomerFactory.create_batch(15, creditor=creditor)):
+            sepa_plan(customer, first_due=dt.date(2026, 12, 1), iban=DEBTOR_IBANS[i % len(DEBTOR_IBANS)])
+    # when
+    outputs = run_twice_at_once("sepa_export", "--date", MONDAY)
+    # then: 30 debits between the two workers, each once
+    assert sum(o["submitted"] for o in outputs) == 30
+    assert Payment.objects.filter(method="sepa_dd").count() == 30
+    assert SepaFile.objects.count() == 2  # one per creditor (same date, FRST)
+    ids = [e2e for f in SepaFile.objects.all() for e2e in end_to_end_ids(f)]
+    assert len(ids) == len(set(ids)) == 30
+    assert not Counter(CollectionAttempt.objects.values_list("installment_id", flat=True)) - Counter(
+        Installment.objects.filter(sequence=1).values_list("pk", flat=True))
+    # and again, both at once: nothing new
+    again = run_twice_at_once("sepa_export", "--date", MONDAY)
+    assert sum(o["submitted"] for o in again) == 0 and SepaFile.objects.count() == 2
+
+
+def test_two_card_runs_and_two_retry_runs_at_once_charge_each_attempt_once():
+    creditor = CreditorFactory()
+    customers = CustomerFactory.create_batch(24, creditor=creditor)
+    good = [card_plan(c, first_due=dt.date(2026, 11, 30)) for c in customers[:12]]
+    poor = [card_plan(c, first_due=dt.date(2026, 11, 30), number="4000000000009995") for c in customers[12:]]
+    # when: two card runs at once
+    outputs = run_twice_at_once("charge_cards", "--date", MONDAY)
+    # then: every due instalment charged once
+    assert sum(o["submitted"] for o in outputs) == 24
+    assert Payment.objects.count() == 24
+    assert Payment.objects.filter(status="succeeded").count() == 12
+    assert all(p.installments.get(sequence=1).status == "paid" for p in good)
+    retries = CollectionAttempt.objects.filter(number=2, status="scheduled")
+    assert retries.count() == 12  # insufficient funds retries (default policy: 2 new attempts, 5 business days)
+    retry_day = retries.first().scheduled_for.isoformat()
+    # when: two retry runs at once on the retry date
+    outputs = run_twice_at_once("run_retries", "--date", retry_day)
+    # then: each retry charged once, each third attempt scheduled once
+    assert sum(o["submitted"] for o in outputs) == 12
+    assert Payment.objects.filter(attempt=2).count() == 12
+    assert CollectionAttempt.objects.filter(number=3).count() == 12
+    assert all(Payment.objects.filter(installment__plan=p, attempt=2).count() == 1 for p in poor)
