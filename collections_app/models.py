@@ -534,3 +534,4 @@ class IdempotencyRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_key_per_api_key"),
         ]
+from collections_app.dunning.models import *  # noqa: E402,F401,F403
