@@ -405,3 +405,4 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+from collections_app.dunning import admin as _dunning_admin  # noqa: E402,F401

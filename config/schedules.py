@@ -16,6 +16,9 @@ SCHEDULES: list[dict] = [
      "schedule_type": Schedule.MINUTES, "minutes": 1},
     {"name": "expire-payment-requests", "func": "collections_app.tasks.expire_payment_requests",
      "schedule_type": Schedule.MINUTES, "minutes": 15},
+    # issue 6: reminders (windows open and close during the day; each run sends what is due and in window)
+    {"name": "run-dunning", "func": "collections_app.dunning.tasks.run_dunning",
+     "schedule_type": Schedule.MINUTES, "minutes": 15},
     {"name": "purge-idempotency-keys", "func": "collections_app.tasks.purge_idempotency_keys",
      "schedule_type": Schedule.HOURLY},
 ]
