@@ -119,7 +119,7 @@ def dunning_run(*, today: dt.date | None = None, now: dt.datetime | None = None,
     if not dry_run:
         # Rows claimed by a process that died before sending them, with no new plan to trigger it.
         counts.update(reminders_send_claimed(now=now, today=today))
-    result: dict[str, Any] = {"date": today, "dry_run": dry_run, "counts": dict(sorted(counts.items()))}
+    result: dict[str, Any] = {"date": today, "dry_run": dry_run, "counts": {k: v for k, v in sorted(counts.items()) if v}}
     if dry_run:
         result["items"] = items
     return result
@@ -255,7 +255,7 @@ def reminder_begin_send(*, reminder_id: int, today: dt.date) -> Reminder | None:
     """The real-time truth: in one transaction, lock the claimed row and the invoice, re-read the
     invoice, and either skip (paid, cancelled…) or render and mark "sending". Returns None when
     another worker holds or already moved the row."""
-    reminder = (Reminder.objects.select_for_update(skip_locked=True).select_related("step")
+    reminder = (Reminder.objects.select_for_update(skip_locked=True, of=("self",)).select_related("step")
                 .filter(pk=reminder_id, status=Reminder.Status.CLAIMED).first())
     if reminder is None:
         return None
@@ -330,7 +330,7 @@ def reminder_deliver(*, reminder: Reminder, mail_connection=None) -> str:
 
 @transaction.atomic
 def reminder_record(*, reminder: Reminder, error: str = "", permanent: bool = False) -> str:
-    row = (Reminder.objects.select_for_update().select_related("step", "invoice__customer")
+    row = (Reminder.objects.select_for_update(of=("self",)).select_related("step", "invoice__customer")
            .filter(pk=reminder.pk, status=Reminder.Status.SENDING).first())
     if row is None:
         return "lost_race"
@@ -364,7 +364,7 @@ def reminders_recover_stuck(*, older_than: dt.timedelta = STUCK_AFTER, now: dt.d
     """Rows left "sending" by a process that died while handing a message over: their outcome is
     unknown, and they are not sent again automatically (see the module docstring)."""
     now = now or timezone.now()
-    rows = list(Reminder.objects.select_for_update(skip_locked=True).select_related("step", "invoice__customer")
+    rows = list(Reminder.objects.select_for_update(skip_locked=True, of=("self",)).select_related("step", "invoice__customer")
                 .filter(status=Reminder.Status.SENDING, sending_started_at__lt=now - older_than))
     for row in rows:
         row.status = Reminder.Status.UNKNOWN
@@ -427,7 +427,7 @@ def pause_create(*, customer: Customer, kind: str, invoice: Invoice | None = Non
 
 @transaction.atomic
 def pause_end(*, pause: DunningPause) -> DunningPause:
-    pause = DunningPause.objects.select_for_update().select_related("customer", "invoice").get(pk=pause.pk)
+    pause = DunningPause.objects.select_for_update(of=("self",)).select_related("customer", "invoice").get(pk=pause.pk)
     if pause.status != DunningPause.Status.ACTIVE:
         raise InvalidTransition(_("This pause has already ended."))
     pause.status, pause.ended_at = DunningPause.Status.ENDED, timezone.now()
