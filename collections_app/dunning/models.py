@@ -285,6 +285,7 @@ class Reminder(models.Model):
     sms_text = models.TextField(_("SMS text"), blank=True)
     skip_reason = models.CharField(_("why skipped"), max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     error = models.TextField(_("last error"), blank=True)
     claimed_at = models.DateTimeField(_("claimed at"), auto_now_add=True)
     sending_started_at = models.DateTimeField(_("sending started at"), null=True, blank=True)

@@ -31,6 +31,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -55,6 +56,7 @@ from notifications.templating import TemplateRefused, build_context, render
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+RETRY_DELAY = dt.timedelta(minutes=30)
 STUCK_AFTER = dt.timedelta(minutes=10)  # far longer than one SMTP (30 s) or SMS (10 s) call may last
 SEND_BATCH = 200
 
@@ -160,7 +162,8 @@ def reminders_send_claimed(*, now: dt.datetime, today: dt.date, limit: int | Non
     last_id = 0
     try:
         while True:
-            batch = list(Reminder.objects.filter(status=Reminder.Status.CLAIMED, pk__gt=last_id)
+            batch = list(Reminder.objects.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+                                                 status=Reminder.Status.CLAIMED, pk__gt=last_id)
                          .order_by("pk").values_list("pk", "invoice_id", "scenario_id",
                                                      "invoice__customer__time_zone")[:SEND_BATCH])
             if not batch:
@@ -183,7 +186,7 @@ def reminders_send_claimed(*, now: dt.datetime, today: dt.date, limit: int | Non
                 if mail is None and reminder.channel != DunningStep.Channel.SMS:
                     mail = channels.email_connection()
                     mail.open()
-                status = reminder_deliver(reminder=reminder, mail_connection=mail)
+                status = reminder_deliver(reminder=reminder, mail_connection=mail, now=now)
                 counts[status] += 1
                 if limit and counts["sent"] >= limit:
                     return counts
@@ -303,7 +306,7 @@ class _Outgoing:
     body_html: str = ""
 
 
-def reminder_deliver(*, reminder: Reminder, mail_connection=None) -> str:
+def reminder_deliver(*, reminder: Reminder, mail_connection=None, now: dt.datetime | None = None) -> str:
     """Hand a "sending" reminder to its channels, then record the outcome. No transaction is
     open while SMTP or the SMS provider is called."""
     pending = [c for c in ("email", "sms") if getattr(reminder, "email" if c == "email" else "phone")
@@ -325,11 +328,12 @@ def reminder_deliver(*, reminder: Reminder, mail_connection=None) -> str:
             # Record each channel as it leaves: a retry after a failure of the next one never repeats it.
             Reminder.objects.filter(pk=reminder.pk, status=Reminder.Status.SENDING).update(
                 channels_done=reminder.channels_done)
-    return reminder_record(reminder=reminder, error=error, permanent=permanent)
+    return reminder_record(reminder=reminder, error=error, permanent=permanent, now=now)
 
 
 @transaction.atomic
-def reminder_record(*, reminder: Reminder, error: str = "", permanent: bool = False) -> str:
+def reminder_record(*, reminder: Reminder, error: str = "", permanent: bool = False,
+                    now: dt.datetime | None = None) -> str:
     row = (Reminder.objects.select_for_update(of=("self",)).select_related("step", "invoice__customer")
            .filter(pk=reminder.pk, status=Reminder.Status.SENDING).first())
     if row is None:
@@ -353,9 +357,9 @@ def reminder_record(*, reminder: Reminder, error: str = "", permanent: bool = Fa
                    payload={**_reminder_payload(row, invoice), "error": row.error, "attempts": row.attempts},
                    subjects=_subjects(invoice))
         return "failed"
-    # Refused before leaving (connection refused, 4xx from SMTP…): safe to try again next run.
-    row.status = Reminder.Status.CLAIMED
-    row.save(update_fields=["status", "error", "channels_done"])
+    # Refused before leaving (connection refused, 4xx from SMTP…): safe to try again, a little later.
+    row.status, row.next_attempt_at = Reminder.Status.CLAIMED, (now or timezone.now()) + RETRY_DELAY
+    row.save(update_fields=["status", "error", "channels_done", "next_attempt_at"])
     return "retry_later"
 
 
