@@ -21,6 +21,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from collections_app.dunning import lookups  # noqa: F401 - registers the __any_of lookup
 from collections_app.models import Creditor, Customer, Invoice, MoneyField
 
 __all__ = [

@@ -58,9 +58,9 @@ def _pause_rows(invoice_ids: list[int], today: dt.date, kind: str) -> dict[int, 
     pauses = DunningPause.objects.filter(status=DunningPause.Status.ACTIVE, kind=kind)
     if kind == DunningPause.Kind.PROMISE_TO_PAY:
         pauses = pauses.filter(until__gte=today)
-    direct = pauses.filter(invoice_id__in=invoice_ids).values_list("invoice_id", flat=True)
+    direct = pauses.filter(invoice_id__any_of=invoice_ids).values_list("invoice_id", flat=True)
     by_customer = Invoice.objects.filter(
-        pk__in=invoice_ids,
+        pk__any_of=invoice_ids,
         customer_id__in=pauses.filter(invoice__isnull=True).values("customer_id"),
     ).values_list("pk", flat=True)
     return {i: kind for i in [*direct, *by_customer]}
@@ -78,7 +78,7 @@ def instalment_plan_provider(invoice_ids: list[int], today: dt.date) -> dict[int
     """The invoice is being paid through an active instalment plan on one of its payment requests."""
     from collections_app.models import InstallmentPlan, Invoice
 
-    ids = (Invoice.objects.filter(pk__in=invoice_ids,
+    ids = (Invoice.objects.filter(pk__any_of=invoice_ids,
                                   payment_requests__instalment_plans__status=InstallmentPlan.Status.ACTIVE)
            .values_list("pk", flat=True).distinct())
     return {i: "instalment_plan" for i in ids}
@@ -89,7 +89,7 @@ def credit_balance_provider(invoice_ids: list[int], today: dt.date) -> dict[int,
     should allocate it rather than the customer be reminded."""
     from collections_app.models import Invoice
 
-    ids = (Invoice.objects.filter(pk__in=invoice_ids, currency=F("customer__currency"))
+    ids = (Invoice.objects.filter(pk__any_of=invoice_ids, currency=F("customer__currency"))
            .filter(Q(customer__credit_balance__gt=0)
                    & Q(customer__credit_balance__gte=F("amount_total") - F("amount_paid") - F("amount_written_off")))
            .values_list("pk", flat=True))

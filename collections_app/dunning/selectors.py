@@ -171,7 +171,7 @@ def dunning_plan(*, today: dt.date, now: dt.datetime, creditor_id: int | None = 
     if creditor_id:
         qs = qs.filter(creditor_id=creditor_id)
     if invoice_ids is not None:
-        qs = qs.filter(pk__in=invoice_ids)
+        qs = qs.filter(pk__any_of=invoice_ids)
     last_id = 0
     while True:
         rows = list(qs.filter(pk__gt=last_id).order_by("pk").values_list(*INVOICE_FIELDS)[:batch_size])
@@ -192,16 +192,16 @@ def _plan_batch(rows, *, today, now, scenarios, assigner, only_scenario, check_w
     inv_over: dict[int, tuple[int | None, bool]] = {}
     cust_over: dict[int, tuple[int | None, bool]] = {}
     for inv_id, cust_id, scen_id, excluded in DunningOverride.objects.filter(
-            Q(invoice_id__in=ids) | Q(customer_id__in=customer_ids)).values_list(
+            Q(invoice_id__any_of=ids) | Q(customer_id__any_of=list(customer_ids))).values_list(
             "invoice_id", "customer_id", "scenario_id", "excluded"):
         if inv_id:
             inv_over[inv_id] = (scen_id, excluded)
         else:
             cust_over[cust_id] = (scen_id, excluded)
     done: dict[int, set[int]] = defaultdict(set)
-    for inv_id, step_id in Reminder.objects.filter(invoice_id__in=ids).values_list("invoice_id", "step_id"):
+    for inv_id, step_id in Reminder.objects.filter(invoice_id__any_of=ids).values_list("invoice_id", "step_id"):
         done[inv_id].add(step_id)
-    escalated = set(DunningEscalation.objects.filter(invoice_id__in=ids).values_list("invoice_id", "scenario_id"))
+    escalated = set(DunningEscalation.objects.filter(invoice_id__any_of=ids).values_list("invoice_id", "scenario_id"))
 
     candidates: list[tuple[PlanItem, str]] = []
     for (inv_id, cust_id, cred_id, due_date, total, paid, written_off, currency, ref, tags, tz,
