@@ -101,7 +101,6 @@ class DunningStepAdmin(admin.ModelAdmin):
 class DunningRuleAdmin(admin.ModelAdmin):
     list_display = ["priority", "creditor", "tag", "min_amount", "max_amount", "scenario"]
     list_filter = ["creditor", "scenario"]
-    list_editable = []
     search_fields = ["tag", "scenario__name"]
 
 

@@ -205,3 +205,25 @@ def test_seed_demo_creates_the_demo_scenarios_once():
     assert json.loads(out.getvalue().splitlines()[-1])["collections_app.dunning"] == {"scenarios": 0, "rules": 0}
     result = dunning_run(dry_run=True)
     assert result["dry_run"] is True
+
+
+def test_an_operator_records_a_promise_to_pay_but_cannot_edit_scenarios(creditor):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    from config.roles import roles_sync
+
+    roles_sync()
+    user = get_user_model().objects.create_user(username="op", password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name="operator"))
+    client = Client()
+    client.force_login(user)
+    customer = CustomerFactory(creditor=creditor)
+    response = client.post("/admin/collections_app/dunningpause/add/", {
+        "customer": customer.pk, "kind": "promise_to_pay", "until": "2026-12-15", "note": "au téléphone",
+        "invoice": ""})
+    assert response.status_code == 302
+    assert customer.dunning_pauses.get().until == dt.date(2026, 12, 15)
+    assert client.get("/admin/collections_app/dunningscenario/").status_code == 200  # reads
+    assert client.get("/admin/collections_app/dunningscenario/add/").status_code == 403
