@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from collections_app.admin import InvoiceAdmin
+from collections_app.admin import InvoiceAdmin, PaymentRequestAdmin
 from collections_app.dunning import selectors, services
 from collections_app.dunning.models import (
     DunningEscalation,
@@ -147,17 +147,18 @@ class DunningPauseAdmin(admin.ModelAdmin):
         obj.pk = saved.pk
 
 
-READONLY_REMINDER = ["invoice", "scenario", "step", "status", "step_date", "run_date", "channel", "channels_done",
+READONLY_REMINDER = ["invoice", "payment_request", "scenario", "step", "status", "step_date", "run_date", "channel", "channels_done",
                      "locale", "email", "phone", "amount_due", "currency", "subject", "body_text", "sms_text",
                      "skip_reason", "attempts", "error", "claimed_at", "sending_started_at", "sent_at"]
 
 
 @admin.register(Reminder)
 class ReminderAdmin(admin.ModelAdmin):
-    list_display = ["invoice", "scenario", "step", "status", "skip_reason", "amount_due", "currency",
-                    "step_date", "sent_at"]
+    list_display = ["__str__", "scenario", "status", "skip_reason", "amount_due", "currency", "step_date",
+                    "sent_at"]
     list_filter = ["status", "scenario", "channel", "skip_reason", "run_date"]
-    search_fields = ["invoice__external_ref", "invoice__customer__name", "email", "phone"]
+    search_fields = ["invoice__external_ref", "invoice__customer__name", "payment_request__reference",
+                     "payment_request__customer__name", "email", "phone"]
     date_hierarchy = "claimed_at"
     readonly_fields = READONLY_REMINDER
     fields = READONLY_REMINDER
@@ -171,10 +172,10 @@ class ReminderAdmin(admin.ModelAdmin):
 
 @admin.register(DunningEscalation)
 class DunningEscalationAdmin(admin.ModelAdmin):
-    list_display = ["invoice", "scenario", "action", "run_date", "created_at"]
+    list_display = ["__str__", "scenario", "action", "run_date", "created_at"]
     list_filter = ["action", "scenario"]
-    search_fields = ["invoice__external_ref", "invoice__customer__name"]
-    readonly_fields = ["invoice", "scenario", "action", "run_date", "created_at"]
+    search_fields = ["invoice__external_ref", "invoice__customer__name", "payment_request__reference"]
+    readonly_fields = ["invoice", "payment_request", "scenario", "action", "run_date", "created_at"]
 
     def has_add_permission(self, request):
         return False
@@ -193,5 +194,7 @@ class ReminderInline(admin.TabularInline):
         return False
 
 
-# The invoice page lists its reminders next to the event timeline (reminders, payments, retries).
+# The invoice (and request) page lists its reminders next to the event timeline (reminders,
+# payments, retries).
 InvoiceAdmin.inlines = [*InvoiceAdmin.inlines, ReminderInline]
+PaymentRequestAdmin.inlines = [*PaymentRequestAdmin.inlines, ReminderInline]

@@ -10,6 +10,9 @@ at most once, whatever the number of run_dunning processes. Its life:
                                                                   handing the message over)
 Earlier steps that were missed (downtime, a pause) are written as skipped ("superseded") so
 that only the latest due step is ever sent.
+
+Payment requests without any invoice (a debt on its own) get reminders too: their claim row
+names the request instead of an invoice, and their "due date" is the day they were created.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from collections_app.dunning import lookups  # noqa: F401 - registers the __any_of lookup
-from collections_app.models import Creditor, Customer, Invoice, MoneyField
+from collections_app.models import Creditor, Customer, Invoice, MoneyField, PaymentRequest
 
 __all__ = [
     "DunningScenario",
@@ -263,8 +266,11 @@ class Reminder(models.Model):
         UNKNOWN = "unknown", _("Outcome unknown")
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # One of the two: an invoice, or a payment request that has no invoice (a debt on its own).
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="reminders",
-                                verbose_name=_("invoice"))
+                                verbose_name=_("invoice"), null=True, blank=True)
+    payment_request = models.ForeignKey(PaymentRequest, on_delete=models.CASCADE, related_name="reminders",
+                                        verbose_name=_("payment request"), null=True, blank=True)
     step = models.ForeignKey(DunningStep, on_delete=models.PROTECT, related_name="reminders",
                              verbose_name=_("step"))
     scenario = models.ForeignKey(DunningScenario, on_delete=models.PROTECT, related_name="reminders",
@@ -298,18 +304,24 @@ class Reminder(models.Model):
         verbose_name_plural = _("reminders")
         constraints = [
             models.UniqueConstraint(fields=["invoice", "step"], name="reminder_once_per_invoice_step"),
+            models.UniqueConstraint(fields=["payment_request", "step"], name="reminder_once_per_request_step"),
+            models.CheckConstraint(condition=Q(invoice__isnull=True) ^ Q(payment_request__isnull=True),
+                                   name="reminder_invoice_or_request"),
         ]
         indexes = [models.Index(fields=["status", "id"], name="reminder_status_id_idx")]
 
     def __str__(self) -> str:
-        return f"{self.invoice} · {self.step}"
+        return f"{self.invoice or self.payment_request} · {self.step}"
 
 
 class DunningEscalation(models.Model):
     """What happened after the last step of a scenario: once per invoice and scenario."""
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="dunning_escalations",
-                                verbose_name=_("invoice"))
+                                verbose_name=_("invoice"), null=True, blank=True)
+    payment_request = models.ForeignKey(PaymentRequest, on_delete=models.CASCADE,
+                                        related_name="dunning_escalations", verbose_name=_("payment request"),
+                                        null=True, blank=True)
     scenario = models.ForeignKey(DunningScenario, on_delete=models.PROTECT, related_name="escalations",
                                  verbose_name=_("scenario"))
     action = models.CharField(_("action"), max_length=12, choices=DunningScenario.Escalation.choices)
@@ -322,7 +334,10 @@ class DunningEscalation(models.Model):
         verbose_name_plural = _("escalations")
         constraints = [
             models.UniqueConstraint(fields=["invoice", "scenario"], name="dunning_escalation_once"),
+            models.UniqueConstraint(fields=["payment_request", "scenario"], name="dunning_escalation_once_request"),
+            models.CheckConstraint(condition=Q(invoice__isnull=True) ^ Q(payment_request__isnull=True),
+                                   name="dunning_escalation_invoice_or_request"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.invoice}: {self.get_action_display()}"
+        return f"{self.invoice or self.payment_request}: {self.get_action_display()}"

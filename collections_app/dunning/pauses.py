@@ -48,6 +48,25 @@ def paused_invoices(invoice_ids: list[int], today: dt.date) -> dict[int, str]:
     return found
 
 
+def paused_requests(request_ids: list[int], today: dt.date) -> dict[int, str]:
+    """The same for payment requests without invoices: a dispute or promise to pay on the
+    customer, or an active instalment plan on the request."""
+    from collections_app.dunning.models import DunningPause
+    from collections_app.models import InstallmentPlan, PaymentRequest
+
+    if not request_ids:
+        return {}
+    pauses = DunningPause.objects.filter(status=DunningPause.Status.ACTIVE, invoice__isnull=True).filter(
+        Q(kind=DunningPause.Kind.DISPUTE) | Q(kind=DunningPause.Kind.PROMISE_TO_PAY, until__gte=today))
+    found = {pk: kind for pk, kind in PaymentRequest.objects.filter(pk__any_of=request_ids).filter(
+        customer__dunning_pauses__in=pauses).values_list("pk", "customer__dunning_pauses__kind")}
+    for pk in (PaymentRequest.objects.filter(pk__any_of=request_ids,
+                                             instalment_plans__status=InstallmentPlan.Status.ACTIVE)
+               .values_list("pk", flat=True)):
+        found.setdefault(pk, "instalment_plan")
+    return found
+
+
 # --------------------------------------------------------------------------- built-in providers
 
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 
 from collections_app.business_days import is_french_business_day
 from collections_app.dunning.models import (
@@ -26,8 +26,10 @@ from collections_app.dunning.models import (
     DunningStep,
     Reminder,
 )
-from collections_app.dunning.pauses import paused_invoices
-from collections_app.models import Creditor, Invoice
+from collections_app.dunning.pauses import paused_invoices, paused_requests
+from collections_app.models import Creditor, Invoice, PaymentRequest
+
+ZERO = Decimal("0.00")
 
 EXCLUDED = -1
 
@@ -84,7 +86,7 @@ class Action:
 @dataclass
 class PlanItem:
     action: str
-    invoice_id: int
+    invoice_id: int | None
     customer_id: int
     creditor_id: int
     scenario_id: int
@@ -96,9 +98,15 @@ class PlanItem:
     step_date: dt.date | None = None
     superseded: list[tuple[StepInfo, dt.date]] = field(default_factory=list)
     reason: str = ""
+    payment_request_id: int | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return ("invoice", self.invoice_id) if self.invoice_id else ("payment_request", self.payment_request_id)
 
     def as_dict(self) -> dict:
-        return {"action": self.action, "invoice_id": self.invoice_id, "invoice": self.invoice_ref,
+        return {"action": self.action, "invoice_id": self.invoice_id, "payment_request_id": self.payment_request_id,
+                "invoice": self.invoice_ref,
                 "customer": self.customer_name, "scenario_id": self.scenario_id,
                 "step_id": self.step.id if self.step else None,
                 "step_offset_days": self.step.offset_days if self.step else None,
@@ -156,58 +164,88 @@ INVOICE_FIELDS = ("id", "customer_id", "creditor_id", "due_date", "amount_total"
                   "customer__name")
 
 
+REQUEST_FIELDS = ("id", "customer_id", "creditor_id", "created_at", "amount", "amount_paid", "currency",
+                  "reference", "customer__tags", "customer__time_zone", "customer__name")
+
+
 def dunning_plan(*, today: dt.date, now: dt.datetime, creditor_id: int | None = None,
                  scenario_id: int | None = None, invoice_ids: list[int] | None = None,
                  batch_size: int = 5000, check_window: bool = True) -> Iterator[list[PlanItem]]:
-    """Yield, batch after batch, what today's run has to do for every open invoice that needs
-    something: send a step, escalate, or nothing yet because it is paused or outside its window."""
+    """Yield, batch after batch, what today's run has to do for every open invoice (then every
+    open payment request without invoices) that needs something: send a step, escalate, or
+    nothing yet because it is paused or outside its window."""
     scenarios = scenarios_load(creditor_id=creditor_id)
     if not scenarios:
         return
     assigner = Assigner(scenarios)
     min_offset = min(min(s.offsets) for s in scenarios.values())
-    qs = Invoice.objects.filter(status__in=Invoice.OPEN_STATUSES, creditor__is_active=True,
-                                due_date__lte=today - dt.timedelta(days=min_offset))
+    horizon = today - dt.timedelta(days=min_offset)
+    qs = Invoice.objects.filter(status__in=Invoice.OPEN_STATUSES, creditor__is_active=True, due_date__lte=horizon)
     if creditor_id:
         qs = qs.filter(creditor_id=creditor_id)
     if invoice_ids is not None:
         qs = qs.filter(pk__any_of=invoice_ids)
+    options = dict(today=today, now=now, scenarios=scenarios, assigner=assigner, only_scenario=scenario_id,
+                   check_window=check_window)
+    for rows in _keyset(qs, INVOICE_FIELDS, batch_size):
+        items = _plan_batch(rows, kind="invoice", **options)
+        if items:
+            yield items
+    if invoice_ids is not None:
+        return
+    # A request's "due date" is its creation day: created before the end of the horizon day.
+    requests = (PaymentRequest.objects.filter(status__in=PaymentRequest.OPEN_STATUSES, creditor__is_active=True,
+                                              created_at__lt=dt.datetime.combine(horizon + dt.timedelta(days=2),
+                                                                                 dt.time(), tzinfo=dt.timezone.utc))
+                .filter(~Exists(PaymentRequest.invoices.through.objects.filter(paymentrequest_id=OuterRef("pk")))))
+    if creditor_id:
+        requests = requests.filter(creditor_id=creditor_id)
+    for rows in _keyset(requests, REQUEST_FIELDS, batch_size):
+        rows = [(pk, cust, cred, created.astimezone(_zone(tz)).date(), amount, paid, ZERO, currency, ref, tags, tz,
+                 name) for pk, cust, cred, created, amount, paid, currency, ref, tags, tz, name in rows]
+        items = _plan_batch(rows, kind="payment_request", **options)
+        if items:
+            yield items
+
+
+def _keyset(qs, fields, batch_size):
     last_id = 0
     while True:
-        rows = list(qs.filter(pk__gt=last_id).order_by("pk").values_list(*INVOICE_FIELDS)[:batch_size])
+        rows = list(qs.filter(pk__gt=last_id).order_by("pk").values_list(*fields)[:batch_size])
         if not rows:
             return
         last_id = rows[-1][0]
-        items = _plan_batch(rows, today=today, now=now, scenarios=scenarios, assigner=assigner,
-                            only_scenario=scenario_id, check_window=check_window)
-        if items:
-            yield items
+        yield rows
         if len(rows) < batch_size:
             return
 
 
-def _plan_batch(rows, *, today, now, scenarios, assigner, only_scenario, check_window) -> list[PlanItem]:
+def _plan_batch(rows, *, kind, today, now, scenarios, assigner, only_scenario, check_window) -> list[PlanItem]:
     ids = [r[0] for r in rows]
     customer_ids = {r[1] for r in rows}
-    inv_over: dict[int, tuple[int | None, bool]] = {}
+    own_over: dict[int, tuple[int | None, bool]] = {}
     cust_over: dict[int, tuple[int | None, bool]] = {}
-    for inv_id, cust_id, scen_id, excluded in DunningOverride.objects.filter(
-            Q(invoice_id__any_of=ids) | Q(customer_id__any_of=list(customer_ids))).values_list(
+    over_filter = Q(customer_id__any_of=list(customer_ids))
+    if kind == "invoice":
+        over_filter |= Q(invoice_id__any_of=ids)
+    for inv_id, cust_id, scen_id, excluded in DunningOverride.objects.filter(over_filter).values_list(
             "invoice_id", "customer_id", "scenario_id", "excluded"):
         if inv_id:
-            inv_over[inv_id] = (scen_id, excluded)
+            own_over[inv_id] = (scen_id, excluded)
         else:
             cust_over[cust_id] = (scen_id, excluded)
+    column = "invoice_id" if kind == "invoice" else "payment_request_id"
     done: dict[int, set[int]] = defaultdict(set)
-    for inv_id, step_id in Reminder.objects.filter(invoice_id__any_of=ids).values_list("invoice_id", "step_id"):
-        done[inv_id].add(step_id)
-    escalated = set(DunningEscalation.objects.filter(invoice_id__any_of=ids).values_list("invoice_id", "scenario_id"))
+    for own_id, step_id in Reminder.objects.filter(**{f"{column}__any_of": ids}).values_list(column, "step_id"):
+        done[own_id].add(step_id)
+    escalated = set(DunningEscalation.objects.filter(**{f"{column}__any_of": ids})
+                    .values_list(column, "scenario_id"))
 
     candidates: list[tuple[PlanItem, str]] = []
-    for (inv_id, cust_id, cred_id, due_date, total, paid, written_off, currency, ref, tags, tz,
+    for (own_id, cust_id, cred_id, due_date, total, paid, written_off, currency, ref, tags, tz,
          cust_name) in rows:
         sid = assigner.resolve(creditor_id=cred_id, tags=tags or [], amount=total,
-                               invoice_override=inv_over.get(inv_id), customer_override=cust_over.get(cust_id))
+                               invoice_override=own_over.get(own_id), customer_override=cust_over.get(cust_id))
         if sid is None or (only_scenario and sid != only_scenario):
             continue
         scenario = scenarios[sid]
@@ -215,13 +253,14 @@ def _plan_batch(rows, *, today, now, scenarios, assigner, only_scenario, check_w
         index = bisect.bisect_right(scenario.offsets, days) - 1
         if index < 0:
             continue
-        steps_done = done.get(inv_id, set())
-        item = PlanItem(action=Action.SEND, invoice_id=inv_id, customer_id=cust_id, creditor_id=cred_id,
-                        scenario_id=sid, invoice_ref=ref, customer_name=cust_name,
+        steps_done = done.get(own_id, set())
+        item = PlanItem(action=Action.SEND, invoice_id=own_id if kind == "invoice" else None,
+                        payment_request_id=own_id if kind != "invoice" else None, customer_id=cust_id,
+                        creditor_id=cred_id, scenario_id=sid, invoice_ref=ref, customer_name=cust_name,
                         amount_due=total - paid - written_off, currency=currency)
         if any(s.id in steps_done for s in scenario.steps[index:]):
             last = scenario.steps[-1]
-            if (last.id in steps_done and (inv_id, sid) not in escalated
+            if (last.id in steps_done and (own_id, sid) not in escalated
                     and days >= last.offset_days + scenario.escalation_after_days):
                 item.action, item.reason = Action.ESCALATE, scenario.escalation
                 candidates.append((item, tz))
@@ -233,11 +272,13 @@ def _plan_batch(rows, *, today, now, scenarios, assigner, only_scenario, check_w
         candidates.append((item, tz))
     if not candidates:
         return []
-    paused = paused_invoices([c.invoice_id for c, _tz in candidates], today)
+    candidate_ids = [c.key[1] for c, _tz in candidates]
+    paused = (paused_invoices(candidate_ids, today) if kind == "invoice"
+              else paused_requests(candidate_ids, today))
     items = []
     for item, tz in candidates:
-        if item.invoice_id in paused:
-            item.action, item.reason = Action.PAUSED, paused[item.invoice_id]
+        if item.key[1] in paused:
+            item.action, item.reason = Action.PAUSED, paused[item.key[1]]
         elif (item.action == Action.SEND and check_window
               and not scenarios[item.scenario_id].in_window(now, tz)):
             item.action, item.reason = Action.OUTSIDE_WINDOW, "outside_send_window"
@@ -260,9 +301,9 @@ def dunning_preview(*, today: dt.date, days: int = 7, scenario_id: int | None = 
             for item in batch:
                 if item.action not in (Action.SEND, Action.PAUSED) or item.step is None:
                     continue
-                if (item.invoice_id, item.step.id) in seen:
+                if (item.key, item.step.id) in seen:
                     continue
-                seen.add((item.invoice_id, item.step.id))
+                seen.add((item.key, item.step.id))
                 out.append({**item.as_dict(), "date": day})
                 if len(out) >= limit:
                     return out
@@ -279,9 +320,10 @@ def scenario_statistics(*, scenario: DunningScenario, paid_within_days: int | No
             .annotate(sent=Count("pk", filter=Q(status=Reminder.Status.SENT)),
                       skipped=Count("pk", filter=Q(status=Reminder.Status.SKIPPED)),
                       failed=Count("pk", filter=Q(status__in=[Reminder.Status.FAILED, Reminder.Status.UNKNOWN])),
-                      paid_after=Count("pk", filter=Q(status=Reminder.Status.SENT,
-                                                      invoice__paid_at__gte=F("sent_at"),
-                                                      invoice__paid_at__lte=F("sent_at") + window))))
+                      paid_after=Count("pk", filter=Q(status=Reminder.Status.SENT) & (
+                          Q(invoice__paid_at__gte=F("sent_at"), invoice__paid_at__lte=F("sent_at") + window)
+                          | Q(payment_request__paid_at__gte=F("sent_at"),
+                              payment_request__paid_at__lte=F("sent_at") + window)))))
     by_step = {r["step_id"]: r for r in rows}
     out = []
     for step in scenario.steps.order_by("offset_days"):

@@ -45,8 +45,8 @@ from collections_app.dunning.models import (
     DunningStepTemplate,
     Reminder,
 )
-from collections_app.dunning.pauses import paused_invoices
-from collections_app.dunning.selectors import Action, PlanItem, dunning_plan, scenarios_load
+from collections_app.dunning.pauses import paused_invoices, paused_requests
+from collections_app.dunning.selectors import Action, PlanItem, _zone, dunning_plan, scenarios_load
 from collections_app.errors import Conflict, InvalidTransition, ValidationFailed
 from collections_app.models import Customer, Invoice, PaymentRequest
 from notifications import channels
@@ -65,30 +65,93 @@ SKIP_REASONS = {
     "paid": "the invoice is paid",
     "cancelled": "the invoice is cancelled",
     "written_off": "the invoice is written off",
+    "expired": "the payment request expired",
     "no_contact": "the customer has no email address or phone number for this channel",
     "no_template": "the step has no template",
     "template_error": "the template could not be rendered",
 }
 
 
-def _skip_payload(reminder: Reminder, invoice: Invoice, reason: str) -> dict[str, Any]:
-    return {**_reminder_payload(reminder, invoice), "reason": reason,
-            "reason_text": SKIP_REASONS.get(reason, reason)}
+@dataclass
+class Debt:
+    """What a reminder is about: an invoice, or a payment request that has no invoice."""
+
+    invoice: Invoice | None = None
+    request: PaymentRequest | None = None
+
+    @classmethod
+    def of(cls, reminder: Reminder) -> Debt:
+        return cls(invoice=reminder.invoice) if reminder.invoice_id else cls(request=reminder.payment_request)
+
+    @property
+    def obj(self) -> Invoice | PaymentRequest:
+        return self.invoice or self.request
+
+    @property
+    def customer(self) -> Customer:
+        return self.obj.customer
+
+    @property
+    def creditor_id(self) -> int:
+        return self.obj.creditor_id
+
+    @property
+    def ref(self) -> str:
+        return self.invoice.external_ref if self.invoice else self.request.reference
+
+    @property
+    def amount_total(self):
+        return self.invoice.amount_total if self.invoice else self.request.amount
+
+    @property
+    def due_date(self) -> dt.date:
+        if self.invoice:
+            return self.invoice.due_date
+        return self.request.created_at.astimezone(_zone(self.customer.time_zone)).date()
+
+    @property
+    def issue_date(self) -> dt.date:
+        return self.invoice.issue_date if self.invoice else self.due_date
+
+    @property
+    def closed_reason(self) -> str:
+        """Why nothing may be claimed any more ('' while open)."""
+        if self.invoice:
+            return "" if self.invoice.status in Invoice.OPEN_STATUSES else str(self.invoice.status)
+        if self.request.status not in PaymentRequest.OPEN_STATUSES:
+            return str(self.request.status)
+        if self.request.expires_at and self.request.expires_at <= timezone.now():
+            return "expired"
+        return ""
+
+    def subjects(self) -> dict[str, Any]:
+        if self.invoice:
+            return {"invoice": self.invoice.pk, "customer": self.invoice.customer_id}
+        return {"payment_request": self.request.pk, "customer": self.request.customer_id}
+
+    def fields(self) -> dict[str, Any]:
+        return {"invoice_id": self.invoice.pk if self.invoice else None,
+                "payment_request_id": self.request.pk if self.request else None,
+                "invoice_external_ref": self.ref, "amount_due": self.obj.amount_due, "currency": self.obj.currency,
+                "due_date": self.due_date, **payloads.customer_fields(self.customer)}
 
 
-def _reminder_payload(reminder: Reminder, invoice: Invoice) -> dict[str, Any]:
+def _skip_payload(reminder: Reminder, debt: Debt, reason: str) -> dict[str, Any]:
+    return {**_reminder_payload(reminder, debt), "reason": reason, "reason_text": SKIP_REASONS.get(reason, reason)}
+
+
+def _reminder_payload(reminder: Reminder, debt: Debt) -> dict[str, Any]:
     return {
         "reminder_id": reminder.pk, "scenario_id": reminder.scenario_id, "step_id": reminder.step_id,
         "step_offset_days": reminder.step.offset_days if reminder.step_id else None,
         "step_date": reminder.step_date, "channel": reminder.channel, "status": reminder.status,
-        "invoice_id": invoice.pk, "invoice_external_ref": invoice.external_ref,
-        "amount_due": invoice.amount_due, "currency": invoice.currency, "due_date": invoice.due_date,
-        **payloads.customer_fields(invoice.customer),
+        **debt.fields(),
     }
 
 
-def _subjects(invoice: Invoice) -> dict[str, Any]:
-    return {"invoice": invoice.pk, "customer": invoice.customer_id}
+def _emit(event_type: str, reminder: Reminder, debt: Debt, **extra: Any) -> None:
+    event_emit(type=event_type, creditor_id=debt.creditor_id, payload={**_reminder_payload(reminder, debt), **extra},
+               subjects=debt.subjects())
 
 
 # --------------------------------------------------------------------------- the run
@@ -134,23 +197,22 @@ def reminders_claim(*, items: list[PlanItem], today: dt.date, token: uuid.UUID) 
         return 0
     rows = []
     for item in items:
+        owner = {"invoice_id": item.invoice_id, "payment_request_id": item.payment_request_id}
         for step, step_date in item.superseded:
-            rows.append(Reminder(invoice_id=item.invoice_id, step_id=step.id, scenario_id=item.scenario_id,
+            rows.append(Reminder(**owner, step_id=step.id, scenario_id=item.scenario_id,
                                  status=Reminder.Status.SKIPPED, skip_reason="superseded", step_date=step_date,
                                  run_date=today, claim_token=token, channel=step.channel))
-        rows.append(Reminder(invoice_id=item.invoice_id, step_id=item.step.id, scenario_id=item.scenario_id,
+        rows.append(Reminder(**owner, step_id=item.step.id, scenario_id=item.scenario_id,
                              status=Reminder.Status.CLAIMED, step_date=item.step_date, run_date=today,
                              claim_token=token, channel=item.step.channel))
     Reminder.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
     # Only the rows this process inserted carry its token: another process's skips are its own to report.
     skipped = list(Reminder.objects.filter(claim_token=token, status=Reminder.Status.SKIPPED,
-                                           invoice_id__in=[i.invoice_id for i in items], run_date=today,
-                                           skip_reason="superseded")
-                   .select_related("step", "invoice__customer"))
+                                           skip_reason="superseded", run_date=today)
+                   .select_related("step", "invoice__customer", "payment_request__customer"))
     for reminder in skipped:
-        event_emit(type="reminder.skipped", creditor_id=reminder.invoice.creditor_id,
-                   payload=_skip_payload(reminder, reminder.invoice, "superseded"),
-                   subjects=_subjects(reminder.invoice))
+        debt = Debt.of(reminder)
+        _emit("reminder.skipped", reminder, debt, reason="superseded", reason_text=SKIP_REASONS["superseded"])
     return len(skipped)
 
 
@@ -164,16 +226,19 @@ def reminders_send_claimed(*, now: dt.datetime, today: dt.date, limit: int | Non
         while True:
             batch = list(Reminder.objects.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
                                                  status=Reminder.Status.CLAIMED, pk__gt=last_id)
-                         .order_by("pk").values_list("pk", "invoice_id", "scenario_id",
-                                                     "invoice__customer__time_zone")[:SEND_BATCH])
+                         .order_by("pk").values_list("pk", "invoice_id", "payment_request_id", "scenario_id",
+                                                     "invoice__customer__time_zone",
+                                                     "payment_request__customer__time_zone")[:SEND_BATCH])
             if not batch:
                 break
             last_id = batch[-1][0]
-            paused = paused_invoices(list({r[1] for r in batch}), today)
+            paused_inv = paused_invoices(list({r[1] for r in batch if r[1]}), today)
+            paused_req = paused_requests(list({r[2] for r in batch if r[2]}), today)
             release = []
-            for pk, invoice_id, scenario_id, tz in batch:
+            for pk, invoice_id, request_id, scenario_id, tz, request_tz in batch:
                 scenario = scenarios.get(scenario_id)
-                if invoice_id in paused or scenario is None or not scenario.in_window(now, tz):
+                paused = invoice_id in paused_inv if invoice_id else request_id in paused_req
+                if paused or scenario is None or not scenario.in_window(now, tz or request_tz):
                     release.append(pk)
                     continue
                 reminder = reminder_begin_send(reminder_id=pk, today=today)
@@ -215,28 +280,28 @@ def _pay_request_for(invoice: Invoice) -> PaymentRequest:
                                            reference=f"{invoice.external_ref}-{secrets.token_hex(3).upper()}")
 
 
-def reminder_context(*, invoice: Invoice, step: DunningStep, template: DunningStepTemplate | None,
+def reminder_context(*, debt: Debt, step: DunningStep, template: DunningStepTemplate | None,
                      request: PaymentRequest | None, today: dt.date) -> dict[str, Any]:
     base = settings.PUBLIC_BASE_URL
+    customer, creditor = debt.customer, debt.obj.creditor
     payload = {
-        "invoice_external_ref": invoice.external_ref, "invoice_description": invoice.description,
-        "amount_total": invoice.amount_total, "amount_paid": invoice.amount_paid, "amount_due": invoice.amount_due,
-        "currency": invoice.currency, "issue_date": invoice.issue_date, "due_date": invoice.due_date,
-        "days_overdue": max(0, (today - invoice.due_date).days), "days_until_due": (invoice.due_date - today).days,
+        **debt.fields(),
+        "invoice_description": debt.obj.description, "amount_total": debt.amount_total,
+        "amount_paid": debt.obj.amount_paid, "issue_date": debt.issue_date,
+        "days_overdue": max(0, (today - debt.due_date).days), "days_until_due": (debt.due_date - today).days,
         "step_name": step.name, "step_offset_days": step.offset_days,
-        "creditor_name": invoice.creditor.legal_name or invoice.creditor.name,
-        "creditor_email": invoice.creditor.email, "creditor_phone": invoice.creditor.phone,
+        "creditor_name": creditor.legal_name or creditor.name,
+        "creditor_email": creditor.email, "creditor_phone": creditor.phone,
         "pay_url": f"{base}/pay/{request.token}/" if request else "",
         "short_reference": request.short_reference if request else "",
         "qr_url": f"{base}/pay/{request.token}/qr.png" if request else "",
-        **payloads.customer_fields(invoice.customer),
     }
     context = build_context(event={"type": "reminder", "occurred_at": timezone.now().isoformat()},
                             payload=payload,
-                            recipient={"name": invoice.customer.name, "email": invoice.customer.email,
-                                       "phone": invoice.customer.phone, "locale": invoice.customer.locale})
+                            recipient={"name": customer.name, "email": customer.email,
+                                       "phone": customer.phone, "locale": customer.locale})
     late_fee = template.late_fee_text if template else ""
-    context["payload"]["late_fee_text"] = render(late_fee, context, locale=invoice.customer.locale) if late_fee else ""
+    context["payload"]["late_fee_text"] = render(late_fee, context, locale=customer.locale) if late_fee else ""
     return context
 
 
@@ -245,50 +310,56 @@ def _template_for(step: DunningStep, locale: str, fallback: str) -> DunningStepT
     return templates.get(locale) or templates.get(fallback) or next(iter(templates.values()), None)
 
 
-def _skip(reminder: Reminder, invoice: Invoice, reason: str) -> Reminder:
+def _skip(reminder: Reminder, debt: Debt, reason: str) -> Reminder:
     reminder.status, reminder.skip_reason = Reminder.Status.SKIPPED, reason
-    reminder.save(update_fields=["status", "skip_reason"])
-    event_emit(type="reminder.skipped", creditor_id=invoice.creditor_id,
-               payload=_skip_payload(reminder, invoice, reason), subjects=_subjects(invoice))
+    reminder.save(update_fields=["status", "skip_reason", "error"])
+    _emit("reminder.skipped", reminder, debt, reason=reason, reason_text=SKIP_REASONS.get(reason, reason))
     return reminder
+
+
+def _lock_debt(reminder: Reminder) -> Debt:
+    if reminder.invoice_id:
+        return Debt(invoice=Invoice.objects.select_for_update(of=("self",)).select_related("customer", "creditor")
+                    .get(pk=reminder.invoice_id))
+    return Debt(request=PaymentRequest.objects.select_for_update(of=("self",)).select_related("customer", "creditor")
+                .get(pk=reminder.payment_request_id))
 
 
 @transaction.atomic
 def reminder_begin_send(*, reminder_id: int, today: dt.date) -> Reminder | None:
-    """The real-time truth: in one transaction, lock the claimed row and the invoice, re-read the
-    invoice, and either skip (paid, cancelled…) or render and mark "sending". Returns None when
+    """The real-time truth: in one transaction, lock the claimed row and the invoice (or request),
+    re-read it, and either skip (paid, cancelled…) or render and mark "sending". Returns None when
     another worker holds or already moved the row."""
     reminder = (Reminder.objects.select_for_update(skip_locked=True, of=("self",)).select_related("step")
                 .filter(pk=reminder_id, status=Reminder.Status.CLAIMED).first())
     if reminder is None:
         return None
-    invoice = (Invoice.objects.select_for_update(of=("self",)).select_related("customer", "creditor")
-               .get(pk=reminder.invoice_id))
-    if invoice.status not in Invoice.OPEN_STATUSES:
-        return _skip(reminder, invoice, str(invoice.status))
-    customer, step = invoice.customer, reminder.step
+    debt = _lock_debt(reminder)
+    if debt.closed_reason:
+        return _skip(reminder, debt, debt.closed_reason)
+    customer, step = debt.customer, reminder.step
     wants_email = step.sends_email and bool(customer.email)
     wants_sms = step.sends_sms and bool(customer.phone)
     if not (wants_email or wants_sms):
-        return _skip(reminder, invoice, "no_contact")
-    template = _template_for(step, customer.locale, invoice.creditor.default_locale)
+        return _skip(reminder, debt, "no_contact")
+    template = _template_for(step, customer.locale, debt.obj.creditor.default_locale)
     if template is None:
-        return _skip(reminder, invoice, "no_template")
-    request = _pay_request_for(invoice)
-    context = reminder_context(invoice=invoice, step=step, template=template, request=request, today=today)
+        return _skip(reminder, debt, "no_template")
+    request = _pay_request_for(debt.invoice) if debt.invoice else debt.request
+    context = reminder_context(debt=debt, step=step, template=template, request=request, today=today)
     try:
         subject = " ".join(render(template.subject, context, locale=customer.locale).split())
         body = render(template.body_text, context, locale=customer.locale) if wants_email else ""
         sms_text = " ".join(render(template.sms_text, context, locale=customer.locale).split()) if wants_sms else ""
     except TemplateRefused as exc:
         reminder.error = str(exc)[:2000]
-        return _skip(reminder, invoice, "template_error")
+        return _skip(reminder, debt, "template_error")
     reminder.email = customer.email if wants_email and body else ""
     reminder.phone = customer.phone if wants_sms and sms_text else ""
     if not (reminder.email or reminder.phone):
-        return _skip(reminder, invoice, "no_template")
+        return _skip(reminder, debt, "no_template")
     reminder.locale, reminder.subject, reminder.body_text, reminder.sms_text = customer.locale, subject, body, sms_text
-    reminder.amount_due, reminder.currency = invoice.amount_due, invoice.currency
+    reminder.amount_due, reminder.currency = debt.obj.amount_due, debt.obj.currency
     reminder.status, reminder.sending_started_at = Reminder.Status.SENDING, timezone.now()
     reminder.attempts += 1
     reminder.save()
@@ -334,28 +405,24 @@ def reminder_deliver(*, reminder: Reminder, mail_connection=None, now: dt.dateti
 @transaction.atomic
 def reminder_record(*, reminder: Reminder, error: str = "", permanent: bool = False,
                     now: dt.datetime | None = None) -> str:
-    row = (Reminder.objects.select_for_update(of=("self",)).select_related("step", "invoice__customer")
+    row = (Reminder.objects.select_for_update(of=("self",))
+           .select_related("step", "invoice__customer", "payment_request__customer")
            .filter(pk=reminder.pk, status=Reminder.Status.SENDING).first())
     if row is None:
         return "lost_race"
     row.channels_done = reminder.channels_done
-    invoice = row.invoice
+    debt = Debt.of(row)
     if not error:
         row.status, row.sent_at, row.error = Reminder.Status.SENT, timezone.now(), ""
         row.save(update_fields=["status", "sent_at", "error", "channels_done"])
-        event_emit(type="reminder.sent", creditor_id=invoice.creditor_id,
-                   payload={**_reminder_payload(row, invoice), "amount_shown": row.amount_due,
-                            "email": row.email, "phone": row.phone, "channels": row.channels_done,
-                            "subject": row.subject},
-                   subjects=_subjects(invoice))
+        _emit("reminder.sent", row, debt, amount_shown=row.amount_due, email=row.email, phone=row.phone,
+              channels=row.channels_done, subject=row.subject)
         return "sent"
     row.error = error[:4000]
     if permanent or row.attempts >= MAX_ATTEMPTS:
         row.status = Reminder.Status.FAILED
         row.save(update_fields=["status", "error", "channels_done"])
-        event_emit(type="reminder.failed", creditor_id=invoice.creditor_id,
-                   payload={**_reminder_payload(row, invoice), "error": row.error, "attempts": row.attempts},
-                   subjects=_subjects(invoice))
+        _emit("reminder.failed", row, debt, error=row.error, attempts=row.attempts)
         return "failed"
     # Refused before leaving (connection refused, 4xx from SMTP…): safe to try again, a little later.
     row.status, row.next_attempt_at = Reminder.Status.CLAIMED, (now or timezone.now()) + RETRY_DELAY
@@ -368,39 +435,43 @@ def reminders_recover_stuck(*, older_than: dt.timedelta = STUCK_AFTER, now: dt.d
     """Rows left "sending" by a process that died while handing a message over: their outcome is
     unknown, and they are not sent again automatically (see the module docstring)."""
     now = now or timezone.now()
-    rows = list(Reminder.objects.select_for_update(skip_locked=True, of=("self",)).select_related("step", "invoice__customer")
+    rows = list(Reminder.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("step", "invoice__customer", "payment_request__customer")
                 .filter(status=Reminder.Status.SENDING, sending_started_at__lt=now - older_than))
     for row in rows:
         row.status = Reminder.Status.UNKNOWN
         row.error = ("interrupted while sending: the message may have been delivered, so it is not sent again "
                      "automatically")
         row.save(update_fields=["status", "error"])
-        event_emit(type="reminder.failed", creditor_id=row.invoice.creditor_id,
-                   payload={**_reminder_payload(row, row.invoice), "error": row.error, "attempts": row.attempts},
-                   subjects=_subjects(row.invoice))
+        _emit("reminder.failed", row, Debt.of(row), error=row.error, attempts=row.attempts)
     return len(rows)
 
 
 @transaction.atomic
 def escalations_record(*, items: list[PlanItem], today: dt.date) -> int:
-    """After the last step: record the scenario's escalation once per invoice and tell the team
-    (dunning.escalated: rules route it to the team, the litigation queue or the ERP)."""
+    """After the last step: record the scenario's escalation once per invoice (or request) and
+    tell the team (dunning.escalated: rules route it to the team, the litigation queue or the ERP)."""
     count = 0
-    invoices = {i.pk: i for i in Invoice.objects.filter(pk__in=[i.invoice_id for i in items])
-                .select_related("customer")}
+    invoices = Invoice.objects.select_related("customer").in_bulk([i.invoice_id for i in items if i.invoice_id])
+    requests = PaymentRequest.objects.select_related("customer").in_bulk(
+        [i.payment_request_id for i in items if i.payment_request_id])
     for item in items:
         try:
             # The unique constraint decides between two concurrent runs; the loser's savepoint rolls back.
             with transaction.atomic():
-                escalation = DunningEscalation.objects.create(invoice_id=item.invoice_id, scenario_id=item.scenario_id,
-                                                              action=item.reason, run_date=today)
+                escalation = DunningEscalation.objects.create(
+                    invoice_id=item.invoice_id, payment_request_id=item.payment_request_id,
+                    scenario_id=item.scenario_id, action=item.reason, run_date=today)
         except IntegrityError:
             continue
-        invoice = invoices[item.invoice_id]
-        event_emit(type="dunning.escalated", creditor_id=invoice.creditor_id,
+        debt = (Debt(invoice=invoices[item.invoice_id]) if item.invoice_id
+                else Debt(request=requests[item.payment_request_id]))
+        event_emit(type="dunning.escalated", creditor_id=debt.creditor_id,
                    payload={"escalation_id": escalation.pk, "action": escalation.action,
-                            "scenario_id": item.scenario_id, **payloads.invoice_payload(invoice)},
-                   subjects=_subjects(invoice))
+                            "scenario_id": item.scenario_id, "status": debt.obj.status,
+                            "amount_total": debt.amount_total, "amount_paid": debt.obj.amount_paid,
+                            **debt.fields()},
+                   subjects=debt.subjects())
         count += 1
     return count
 
