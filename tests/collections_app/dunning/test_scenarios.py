@@ -7,6 +7,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.utils import timezone
 
 from collections_app.dunning.models import DunningPause, Reminder
 from collections_app.dunning.selectors import dunning_plan
@@ -234,3 +235,53 @@ def test_no_contact_and_exclusion(creditor, outlets):
     assert list(Reminder.objects.values_list("invoice__customer", "status", "skip_reason")) == [
         (no_phone.pk, "skipped", "no_contact")]
     assert sink.messages == []
+
+
+def test_a_payment_request_on_its_own_is_reminded_once_per_step_until_paid(creditor, outlets):
+    """A debt without any invoice: its request is created on day 0 and is reminded from that day."""
+    from collections_app import services as core
+
+    sink, _ = outlets
+    make_scenario(creditor, specs=((2, "email"), (6, "email"), (9, "email")))
+    customer = CustomerFactory(creditor=creditor)
+    request = core.payment_request_create(creditor=creditor, customer=customer, amount=Decimal("75.00"),
+                                          reference="DEBT-1")
+    created = timezone.localdate(request.created_at)
+    for offset in range(0, 8):
+        today = created + dt.timedelta(days=offset)
+        dunning_run(today=today, now=at(today))
+    assert subjects(sink) == ["Relance DEBT-1", "Relance DEBT-1"]
+    assert f"/pay/{request.token}/" in body(sink) and "75,00\u00a0€" in body(sink)
+    rows = list(Reminder.objects.filter(payment_request=request).order_by("step_date"))
+    assert [(r.step.offset_days, r.status) for r in rows] == [(2, "sent"), (6, "sent")]
+    assert Event.objects.filter(type="reminder.sent", payload__payment_request_id=request.pk).count() == 2
+    # partly paid: the next step shows what remains; once settled, nothing more
+    payment = core.payment_create(customer=customer, method="transfer", amount=Decimal("25.00"),
+                                  payment_request=request)
+    core.payment_record_success(payment=payment)
+    today = created + dt.timedelta(days=9)
+    dunning_run(today=today, now=at(today))
+    assert "50,00\u00a0€" in body(sink)
+    payment = core.payment_create(customer=customer, method="transfer", amount=Decimal("50.00"),
+                                  payment_request=request)
+    core.payment_record_success(payment=payment)
+    for offset in range(10, 30):
+        today = created + dt.timedelta(days=offset)
+        dunning_run(today=today, now=at(today))
+    assert len(sink.messages) == 3
+    assert not Event.objects.filter(type="dunning.escalated").exists()
+
+
+def test_a_request_paused_by_a_customer_dispute(creditor, outlets):
+    from collections_app import services as core
+
+    sink, _ = outlets
+    make_scenario(creditor, specs=((1, "email"),))
+    customer = CustomerFactory(creditor=creditor)
+    request = core.payment_request_create(creditor=creditor, customer=customer, amount=Decimal("10.00"))
+    pause = pause_create(customer=customer, kind=DunningPause.Kind.DISPUTE)
+    today = timezone.localdate(request.created_at) + dt.timedelta(days=2)
+    assert dunning_run(today=today, now=at(today))["counts"] == {"planned_paused": 1}
+    pause_end(pause=pause)
+    dunning_run(today=today, now=at(today))
+    assert len(sink.messages) == 1
