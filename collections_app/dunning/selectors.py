@@ -170,7 +170,8 @@ REQUEST_FIELDS = ("id", "customer_id", "creditor_id", "created_at", "amount", "a
 
 def dunning_plan(*, today: dt.date, now: dt.datetime, creditor_id: int | None = None,
                  scenario_id: int | None = None, invoice_ids: list[int] | None = None,
-                 batch_size: int = 5000, check_window: bool = True) -> Iterator[list[PlanItem]]:
+                 batch_size: int = 5000, check_window: bool = True,
+                 preview_days: int = 0) -> Iterator[list[PlanItem]]:
     """Yield, batch after batch, what today's run has to do for every open invoice (then every
     open payment request without invoices) that needs something: send a step, escalate, or
     nothing yet because it is paused or outside its window."""
@@ -179,14 +180,14 @@ def dunning_plan(*, today: dt.date, now: dt.datetime, creditor_id: int | None = 
         return
     assigner = Assigner(scenarios)
     min_offset = min(min(s.offsets) for s in scenarios.values())
-    horizon = today - dt.timedelta(days=min_offset)
+    horizon = today + dt.timedelta(days=preview_days - min_offset)
     qs = Invoice.objects.filter(status__in=Invoice.OPEN_STATUSES, creditor__is_active=True, due_date__lte=horizon)
     if creditor_id:
         qs = qs.filter(creditor_id=creditor_id)
     if invoice_ids is not None:
         qs = qs.filter(pk__any_of=invoice_ids)
     options = dict(today=today, now=now, scenarios=scenarios, assigner=assigner, only_scenario=scenario_id,
-                   check_window=check_window)
+                   check_window=check_window, preview_days=preview_days)
     for rows in _keyset(qs, INVOICE_FIELDS, batch_size):
         items = _plan_batch(rows, kind="invoice", **options)
         if items:
@@ -220,7 +221,8 @@ def _keyset(qs, fields, batch_size):
             return
 
 
-def _plan_batch(rows, *, kind, today, now, scenarios, assigner, only_scenario, check_window) -> list[PlanItem]:
+def _plan_batch(rows, *, kind, today, now, scenarios, assigner, only_scenario, check_window,
+                preview_days=0) -> list[PlanItem]:
     ids = [r[0] for r in rows]
     customer_ids = {r[1] for r in rows}
     own_over: dict[int, tuple[int | None, bool]] = {}
@@ -251,25 +253,31 @@ def _plan_batch(rows, *, kind, today, now, scenarios, assigner, only_scenario, c
         scenario = scenarios[sid]
         days = (today - due_date).days
         index = bisect.bisect_right(scenario.offsets, days) - 1
-        if index < 0:
-            continue
         steps_done = done.get(own_id, set())
-        item = PlanItem(action=Action.SEND, invoice_id=own_id if kind == "invoice" else None,
-                        payment_request_id=own_id if kind != "invoice" else None, customer_id=cust_id,
-                        creditor_id=cred_id, scenario_id=sid, invoice_ref=ref, customer_name=cust_name,
-                        amount_due=total - paid - written_off, currency=currency)
-        if any(s.id in steps_done for s in scenario.steps[index:]):
+
+        common = dict(invoice_id=own_id if kind == "invoice" else None,
+                      payment_request_id=own_id if kind != "invoice" else None, customer_id=cust_id,
+                      creditor_id=cred_id, scenario_id=sid, invoice_ref=ref, customer_name=cust_name,
+                      amount_due=total - paid - written_off, currency=currency)
+        if index >= 0 and any(s.id in steps_done for s in scenario.steps[index:]):
             last = scenario.steps[-1]
             if (last.id in steps_done and (own_id, sid) not in escalated
                     and days >= last.offset_days + scenario.escalation_after_days):
-                item.action, item.reason = Action.ESCALATE, scenario.escalation
-                candidates.append((item, tz))
-            continue
-        item.step = scenario.steps[index]
-        item.step_date = due_date + dt.timedelta(days=item.step.offset_days)
-        item.superseded = [(s, due_date + dt.timedelta(days=s.offset_days))
-                           for s in scenario.steps[:index] if s.id not in steps_done]
-        candidates.append((item, tz))
+                candidates.append((PlanItem(**common, action=Action.ESCALATE, reason=scenario.escalation), tz))
+        elif index >= 0:
+            step = scenario.steps[index]
+            candidates.append((PlanItem(
+                **common, action=Action.SEND, step=step, step_date=due_date + dt.timedelta(days=step.offset_days),
+                superseded=[(s, due_date + dt.timedelta(days=s.offset_days))
+                            for s in scenario.steps[:index] if s.id not in steps_done]), tz))
+        # A preview also lists the steps whose day comes within the next preview_days.
+        for step in scenario.steps[index + 1:] if preview_days else ():
+            step_date = due_date + dt.timedelta(days=step.offset_days)
+            if step_date > today + dt.timedelta(days=preview_days):
+                break
+            if step.id not in steps_done:
+                candidates.append((PlanItem(**common, action=Action.SEND, step=step, step_date=step_date,
+                                            reason="upcoming"), tz))
     if not candidates:
         return []
     candidate_ids = [c.key[1] for c, _tz in candidates]
@@ -288,26 +296,21 @@ def _plan_batch(rows, *, kind, today, now, scenarios, assigner, only_scenario, c
 
 def dunning_preview(*, today: dt.date, days: int = 7, scenario_id: int | None = None,
                     creditor_id: int | None = None, limit: int = 100) -> list[dict]:
-    """What the next runs would send, day by day, given what has been sent so far (send windows
-    are ignored: a step due on a day goes out during that day's window)."""
+    """The reminders the next runs would send from today to today + days, given what has been
+    sent so far, in one pass over the open invoices (send windows ignored: a step goes out during
+    its day's window). Stops at the first `limit` found, then sorts them by date."""
     from django.utils import timezone
 
-    seen: set[tuple[int, int]] = set()
     out: list[dict] = []
-    for offset in range(days + 1):
-        day = today + dt.timedelta(days=offset)
-        for batch in dunning_plan(today=day, now=timezone.now(), creditor_id=creditor_id, scenario_id=scenario_id,
-                                  check_window=False):
-            for item in batch:
-                if item.action not in (Action.SEND, Action.PAUSED) or item.step is None:
-                    continue
-                if (item.key, item.step.id) in seen:
-                    continue
-                seen.add((item.key, item.step.id))
-                out.append({**item.as_dict(), "date": day})
-                if len(out) >= limit:
-                    return out
-    return out
+    for batch in dunning_plan(today=today, now=timezone.now(), creditor_id=creditor_id, scenario_id=scenario_id,
+                              check_window=False, preview_days=days):
+        for item in batch:
+            if item.step is None:
+                continue
+            out.append({**item.as_dict(), "date": max(item.step_date, today)})
+        if len(out) >= limit:
+            break
+    return sorted(out, key=lambda i: (i["date"], i["invoice"]))[:limit]
 
 
 def scenario_statistics(*, scenario: DunningScenario, paid_within_days: int | None = None) -> list[dict]:

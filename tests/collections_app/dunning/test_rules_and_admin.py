@@ -227,3 +227,25 @@ def test_an_operator_records_a_promise_to_pay_but_cannot_edit_scenarios(creditor
     assert customer.dunning_pauses.get().until == dt.date(2026, 12, 15)
     assert client.get("/admin/collections_app/dunningscenario/").status_code == 200  # reads
     assert client.get("/admin/collections_app/dunningscenario/add/").status_code == 403
+
+
+def test_preview_lists_the_next_steps_in_one_pass(creditor, smtp_sink):
+    from collections_app.dunning.selectors import dunning_preview
+
+    make_scenario(creditor, specs=((-3, "email"), (3, "email"), (20, "email")))
+    customer = CustomerFactory(creditor=creditor)
+    first = invoice_for(customer, ref="PV-1")
+    invoice_for(customer, ref="PV-2", due=DUE + dt.timedelta(days=30))
+    paused = invoice_for(CustomerFactory(creditor=creditor), ref="PV-3")
+    from collections_app.dunning.services import pause_create
+
+    pause_create(customer=paused.customer, invoice=paused, kind="dispute")
+    items = dunning_preview(today=day(-5), days=10)
+    assert [(i["invoice"], i["step_offset_days"], i["date"], i["action"]) for i in items] == [
+        ("PV-1", -3, day(-3), "send"), ("PV-3", -3, day(-3), "paused"),
+        ("PV-1", 3, day(3), "send"), ("PV-3", 3, day(3), "paused")]
+    dunning_run(today=day(-3), now=at(day(-3)))
+    # the disputed invoice's missed step is shown as due today (still paused), the others on their day
+    assert [(i["invoice"], i["step_offset_days"], i["date"]) for i in dunning_preview(today=day(-2), days=10)] == [
+        ("PV-3", -3, day(-2)), ("PV-1", 3, day(3)), ("PV-3", 3, day(3))]
+    assert first.reminders.get().status == "sent"
