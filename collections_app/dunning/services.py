@@ -220,6 +220,7 @@ def reminders_send_claimed(*, now: dt.datetime, today: dt.date, limit: int | Non
     """Send every claimed reminder (this run's, another's, or a crashed run's), one pass."""
     counts: Counter[str] = Counter()
     scenarios = scenarios_load()
+    templates: dict[int, dict[str, DunningStepTemplate]] = {}
     mail = None
     last_id = 0
     try:
@@ -241,7 +242,7 @@ def reminders_send_claimed(*, now: dt.datetime, today: dt.date, limit: int | Non
                 if paused or scenario is None or not scenario.in_window(now, tz or request_tz):
                     release.append(pk)
                     continue
-                reminder = reminder_begin_send(reminder_id=pk, today=today)
+                reminder = reminder_begin_send(reminder_id=pk, today=today, templates=templates)
                 if reminder is None:
                     counts["taken_by_another_worker"] += 1
                     continue
@@ -305,8 +306,14 @@ def reminder_context(*, debt: Debt, step: DunningStep, template: DunningStepTemp
     return context
 
 
-def _template_for(step: DunningStep, locale: str, fallback: str) -> DunningStepTemplate | None:
-    templates = {t.locale: t for t in step.templates.all()}
+def _template_for(step: DunningStep, locale: str, fallback: str,
+                  cache: dict[int, dict[str, DunningStepTemplate]] | None = None) -> DunningStepTemplate | None:
+    if cache is None or step.pk not in cache:
+        templates = {t.locale: t for t in step.templates.all()}
+        if cache is not None:
+            cache[step.pk] = templates
+    else:
+        templates = cache[step.pk]
     return templates.get(locale) or templates.get(fallback) or next(iter(templates.values()), None)
 
 
@@ -326,7 +333,8 @@ def _lock_debt(reminder: Reminder) -> Debt:
 
 
 @transaction.atomic
-def reminder_begin_send(*, reminder_id: int, today: dt.date) -> Reminder | None:
+def reminder_begin_send(*, reminder_id: int, today: dt.date,
+                        templates: dict[int, dict[str, DunningStepTemplate]] | None = None) -> Reminder | None:
     """The real-time truth: in one transaction, lock the claimed row and the invoice (or request),
     re-read it, and either skip (paid, cancelled…) or render and mark "sending". Returns None when
     another worker holds or already moved the row."""
@@ -342,7 +350,7 @@ def reminder_begin_send(*, reminder_id: int, today: dt.date) -> Reminder | None:
     wants_sms = step.sends_sms and bool(customer.phone)
     if not (wants_email or wants_sms):
         return _skip(reminder, debt, "no_contact")
-    template = _template_for(step, customer.locale, debt.obj.creditor.default_locale)
+    template = _template_for(step, customer.locale, debt.obj.creditor.default_locale, templates)
     if template is None:
         return _skip(reminder, debt, "no_template")
     request = _pay_request_for(debt.invoice) if debt.invoice else debt.request
@@ -363,6 +371,7 @@ def reminder_begin_send(*, reminder_id: int, today: dt.date) -> Reminder | None:
     reminder.status, reminder.sending_started_at = Reminder.Status.SENDING, timezone.now()
     reminder.attempts += 1
     reminder.save()
+    reminder.debt = debt  # as re-read under the lock: what the message says, and what its event will say
     return reminder
 
 
@@ -405,6 +414,16 @@ def reminder_deliver(*, reminder: Reminder, mail_connection=None, now: dt.dateti
 @transaction.atomic
 def reminder_record(*, reminder: Reminder, error: str = "", permanent: bool = False,
                     now: dt.datetime | None = None) -> str:
+    if not error and getattr(reminder, "debt", None) is not None:
+        # The common case in one statement: the row is still ours only if it is still "sending".
+        sent_at = timezone.now()
+        if not Reminder.objects.filter(pk=reminder.pk, status=Reminder.Status.SENDING).update(
+                status=Reminder.Status.SENT, sent_at=sent_at, error="", channels_done=reminder.channels_done):
+            return "lost_race"
+        reminder.status, reminder.sent_at, reminder.error = Reminder.Status.SENT, sent_at, ""
+        _emit("reminder.sent", reminder, reminder.debt, amount_shown=reminder.amount_due, email=reminder.email,
+              phone=reminder.phone, channels=reminder.channels_done, subject=reminder.subject)
+        return "sent"
     row = (Reminder.objects.select_for_update(of=("self",))
            .select_related("step", "invoice__customer", "payment_request__customer")
            .filter(pk=reminder.pk, status=Reminder.Status.SENDING).first())
