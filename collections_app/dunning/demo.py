@@ -83,9 +83,34 @@ KEY_ACCOUNT_STEPS = [
 ]
 
 
+ESCALATION_RULE = "Recouvrement : relances épuisées"
+
+
+def _seed_team_alert() -> int:
+    """The "alert the team" of an escalation is a notification rule on dunning.escalated."""
+    from django.contrib.auth.models import Group
+
+    from notifications.models import NotificationRule, NotificationTemplate
+
+    if NotificationRule.objects.filter(name=ESCALATION_RULE).exists():
+        return 0
+    template, _ = NotificationTemplate.objects.get_or_create(
+        key="dunning-escalated-team", channel="email", locale="fr", defaults={
+            "subject": "Relances épuisées : {{ payload.invoice_external_ref }} · {{ payload.customer_name }}",
+            "body_text": "Toutes les relances de la facture {{ payload.invoice_external_ref }} "
+                         "({{ payload.customer_name }}, {{ payload.customer_external_ref }}) sont parties sans "
+                         "paiement. Reste dû : {{ payload.amount_due|money:payload.currency }}. Action prévue : "
+                         "{{ payload.action }}.\n"})
+    NotificationRule.objects.create(
+        name=ESCALATION_RULE, event_type="dunning.escalated", template=template, channel="email",
+        conditions=[{"field": "action", "op": "in", "value": ["alert_team", "litigation"]}],
+        recipient="staff_group", staff_group=Group.objects.get_or_create(name="finance")[0])
+    return 1
+
+
 @transaction.atomic
 def seed() -> dict[str, int]:
-    created = {"scenarios": 0, "rules": 0}
+    created = {"scenarios": 0, "rules": 0, "team_alerts": _seed_team_alert()}
     creditor = Creditor.objects.filter(name="Atelier Dupont SAS").first()
     if creditor is None:
         return created

@@ -199,10 +199,11 @@ def test_seed_demo_creates_the_demo_scenarios_once():
     out = StringIO()
     call_command("seed_demo", "--json", stdout=out)
     first = json.loads(out.getvalue().splitlines()[-1])
-    assert first["collections_app.dunning"] == {"scenarios": 2, "rules": 1}
+    assert first["collections_app.dunning"] == {"scenarios": 2, "rules": 1, "team_alerts": 1}
     out = StringIO()
     call_command("seed_demo", "--json", stdout=out)
-    assert json.loads(out.getvalue().splitlines()[-1])["collections_app.dunning"] == {"scenarios": 0, "rules": 0}
+    assert json.loads(out.getvalue().splitlines()[-1])["collections_app.dunning"] == {
+        "scenarios": 0, "rules": 0, "team_alerts": 0}
     result = dunning_run(dry_run=True)
     assert result["dry_run"] is True
 
@@ -249,3 +250,28 @@ def test_preview_lists_the_next_steps_in_one_pass(creditor, smtp_sink):
     assert [(i["invoice"], i["step_offset_days"], i["date"]) for i in dunning_preview(today=day(-2), days=10)] == [
         ("PV-3", -3, day(-2)), ("PV-1", 3, day(3)), ("PV-3", 3, day(3))]
     assert first.reminders.get().status == "sent"
+
+
+def test_an_escalation_alerts_the_finance_team_by_email(creditor, smtp_sink):
+    """End to end: the demo rule on dunning.escalated emails the finance group."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from collections_app.dunning.demo import _seed_team_alert
+    from notifications.dispatch import dispatch_pending
+    from notifications.sender import deliveries_send_due
+
+    _seed_team_alert()
+    staff = get_user_model().objects.create_user(username="cc", email="credit.control@creditor.example",
+                                                 is_staff=True)
+    staff.groups.add(Group.objects.get(name="finance"))
+    make_scenario(creditor, specs=((3, "email"),), escalation="alert_team", escalation_after_days=2)
+    invoice = invoice_for(CustomerFactory(creditor=creditor, name="Carl Late"), ref="LATE-1")
+    for offset in range(3, 6):
+        dunning_run(today=day(offset), now=at(day(offset)))
+    dispatch_pending()
+    deliveries_send_due()
+    team = [message for rcpt, message in smtp_sink.messages if rcpt == ["credit.control@creditor.example"]]
+    assert len(team) == 1 and team[0]["Subject"] == "Relances épuisées : LATE-1 · Carl Late"
+    assert "alert_team" in team[0].get_content()
+    assert invoice.dunning_escalations.get().action == "alert_team"
