@@ -216,7 +216,7 @@ def reminders_claim(*, items: list[PlanItem], today: dt.date, token: uuid.UUID) 
     return len(skipped)
 
 
-def reminders_send_claimed(*, now: dt.datetime, today: dt.date, limit: int | None = None) -> Counter[str]:
+def reminders_send_claimed(*, now: dt.datetime, today: dt.date) -> Counter[str]:
     """Send every claimed reminder (this run's, another's, or a crashed run's), one pass."""
     counts: Counter[str] = Counter()
     scenarios = scenarios_load()
@@ -254,8 +254,6 @@ def reminders_send_claimed(*, now: dt.datetime, today: dt.date, limit: int | Non
                     mail.open()
                 status = reminder_deliver(reminder=reminder, mail_connection=mail, now=now)
                 counts[status] += 1
-                if limit and counts["sent"] >= limit:
-                    return counts
             if release:
                 # A pause began, or the window closed, since the claim: the step is planned again later.
                 counts["released"] += Reminder.objects.filter(pk__in=release, status=Reminder.Status.CLAIMED,
