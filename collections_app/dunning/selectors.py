@@ -60,7 +60,7 @@ class ScenarioInfo:
         return [s.offset_days for s in self.steps]
 
     def in_window(self, now: dt.datetime, tz_name: str) -> bool:
-        local = now.astimezone(_zone(tz_name))
+        local = now.astimezone(zone(tz_name))
         if local.weekday() not in self.weekdays:
             return False
         if self.skip_non_business_days and not is_french_business_day(local.date()):
@@ -69,7 +69,7 @@ class ScenarioInfo:
 
 
 @lru_cache(maxsize=256)
-def _zone(name: str) -> ZoneInfo:
+def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name or "Europe/Paris")
     except (KeyError, ValueError):
@@ -202,7 +202,7 @@ def dunning_plan(*, today: dt.date, now: dt.datetime, creditor_id: int | None = 
     if creditor_id:
         requests = requests.filter(creditor_id=creditor_id)
     for rows in _keyset(requests, REQUEST_FIELDS, batch_size):
-        rows = [(pk, cust, cred, created.astimezone(_zone(tz)).date(), amount, paid, ZERO, currency, ref, tags, tz,
+        rows = [(pk, cust, cred, created.astimezone(zone(tz)).date(), amount, paid, ZERO, currency, ref, tags, tz,
                  name) for pk, cust, cred, created, amount, paid, currency, ref, tags, tz, name in rows]
         items = _plan_batch(rows, kind="payment_request", **options)
         if items:

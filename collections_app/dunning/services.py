@@ -22,7 +22,6 @@ and the next step follows anyway.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import secrets
 import uuid
 from collections import Counter
@@ -46,14 +45,12 @@ from collections_app.dunning.models import (
     Reminder,
 )
 from collections_app.dunning.pauses import paused_invoices, paused_requests
-from collections_app.dunning.selectors import Action, PlanItem, _zone, dunning_plan, scenarios_load
+from collections_app.dunning.selectors import Action, PlanItem, dunning_plan, scenarios_load, zone
 from collections_app.errors import Conflict, InvalidTransition, ValidationFailed
 from collections_app.models import Customer, Invoice, PaymentRequest
 from notifications import channels
 from notifications.services import event_emit
 from notifications.templating import TemplateRefused, build_context, render
-
-logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 RETRY_DELAY = dt.timedelta(minutes=30)
@@ -107,7 +104,7 @@ class Debt:
     def due_date(self) -> dt.date:
         if self.invoice:
             return self.invoice.due_date
-        return self.request.created_at.astimezone(_zone(self.customer.time_zone)).date()
+        return self.request.created_at.astimezone(zone(self.customer.time_zone)).date()
 
     @property
     def issue_date(self) -> dt.date:
@@ -168,9 +165,7 @@ def dunning_run(*, today: dt.date | None = None, now: dt.datetime | None = None,
     token = uuid.uuid4()
     counts: Counter[str] = Counter()
     items: list[dict[str, Any]] = []
-    evaluated_batches = 0
     for batch in dunning_plan(today=today, now=now, creditor_id=creditor_id, batch_size=batch_size):
-        evaluated_batches += 1
         for item in batch:
             counts[f"planned_{item.action}"] += 1
         if dry_run:
@@ -254,6 +249,10 @@ def reminders_send_claimed(*, now: dt.datetime, today: dt.date) -> Counter[str]:
                     mail.open()
                 status = reminder_deliver(reminder=reminder, mail_connection=mail, now=now)
                 counts[status] += 1
+                if status != "sent" and mail is not None:
+                    # The SMTP session may be what broke: the next email opens a fresh one.
+                    mail.close()
+                    mail = None
             if release:
                 # A pause began, or the window closed, since the claim: the step is planned again later.
                 counts["released"] += Reminder.objects.filter(pk__in=release, status=Reminder.Status.CLAIMED,
