@@ -30,6 +30,7 @@ from collections_app.dunning.pauses import paused_invoices, paused_requests
 from collections_app.models import Creditor, Invoice, PaymentRequest
 
 ZERO = Decimal("0.00")
+NOTHING: frozenset[int] = frozenset()
 
 EXCLUDED = -1
 
@@ -54,10 +55,7 @@ class ScenarioInfo:
     weekdays: frozenset[int]
     skip_non_business_days: bool
     steps: list[StepInfo] = field(default_factory=list)
-
-    @property
-    def offsets(self) -> list[int]:
-        return [s.offset_days for s in self.steps]
+    offsets: list[int] = field(default_factory=list)  # of the steps, in order: bisected per invoice
 
     def in_window(self, now: dt.datetime, tz_name: str) -> bool:
         local = now.astimezone(zone(tz_name))
@@ -129,6 +127,8 @@ def scenarios_load(*, creditor_id: int | None = None) -> dict[int, ScenarioInfo]
     for step in DunningStep.objects.filter(scenario_id__in=list(scenarios)).order_by("offset_days"):
         scenarios[step.scenario_id].steps.append(
             StepInfo(id=step.pk, offset_days=step.offset_days, channel=step.channel, name=step.name))
+    for scenario in scenarios.values():
+        scenario.offsets = [step.offset_days for step in scenario.steps]
     return {k: v for k, v in scenarios.items() if v.steps}
 
 
@@ -253,18 +253,24 @@ def _plan_batch(rows, *, kind, today, now, scenarios, assigner, only_scenario, c
         scenario = scenarios[sid]
         days = (today - due_date).days
         index = bisect.bisect_right(scenario.offsets, days) - 1
-        steps_done = done.get(own_id, set())
-
+        if index < 0 and not preview_days:
+            continue
+        steps_done = done.get(own_id, NOTHING)
+        handled = index >= 0 and any(s.id in steps_done for s in scenario.steps[index:])
+        escalate = False
+        if handled:
+            last = scenario.steps[-1]
+            escalate = (last.id in steps_done and (own_id, sid) not in escalated
+                        and days >= last.offset_days + scenario.escalation_after_days)
+            if not escalate and not preview_days:
+                continue  # the common case of a busy day: this step is done, nothing more yet
         common = dict(invoice_id=own_id if kind == "invoice" else None,
                       payment_request_id=own_id if kind != "invoice" else None, customer_id=cust_id,
                       creditor_id=cred_id, scenario_id=sid, invoice_ref=ref, customer_name=cust_name,
                       amount_due=total - paid - written_off, currency=currency)
-        if index >= 0 and any(s.id in steps_done for s in scenario.steps[index:]):
-            last = scenario.steps[-1]
-            if (last.id in steps_done and (own_id, sid) not in escalated
-                    and days >= last.offset_days + scenario.escalation_after_days):
-                candidates.append((PlanItem(**common, action=Action.ESCALATE, reason=scenario.escalation), tz))
-        elif index >= 0:
+        if escalate:
+            candidates.append((PlanItem(**common, action=Action.ESCALATE, reason=scenario.escalation), tz))
+        elif index >= 0 and not handled:
             step = scenario.steps[index]
             candidates.append((PlanItem(
                 **common, action=Action.SEND, step=step, step_date=due_date + dt.timedelta(days=step.offset_days),
