@@ -145,4 +145,4 @@ def test_seed_demo_command_creates_the_notification_rules(db):
 
     call_command("seed_demo", "--json")
     call_command("seed_demo", "--json")
-    assert NotificationRule.objects.count() == 6
+    assert NotificationRule.objects.count() == 7  # 6 of notifications, 1 of dunning (escalation team alert)
