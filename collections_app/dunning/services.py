@@ -175,10 +175,10 @@ def dunning_run(*, today: dt.date | None = None, now: dt.datetime | None = None,
         counts["skipped_superseded"] += reminders_claim(items=sends, today=today, token=token)
         counts["escalated"] += escalations_record(items=[i for i in batch if i.action == Action.ESCALATE],
                                                   today=today)
-        counts.update(reminders_send_claimed(now=now, today=today))
+        counts.update(reminders_send_claimed(now=now, today=today, creditor_id=creditor_id))
     if not dry_run:
         # Rows claimed by a process that died before sending them, with no new plan to trigger it.
-        counts.update(reminders_send_claimed(now=now, today=today))
+        counts.update(reminders_send_claimed(now=now, today=today, creditor_id=creditor_id))
     result: dict[str, Any] = {"date": today, "dry_run": dry_run, "counts": {k: v for k, v in sorted(counts.items()) if v}}
     if dry_run:
         result["items"] = items
@@ -211,17 +211,20 @@ def reminders_claim(*, items: list[PlanItem], today: dt.date, token: uuid.UUID) 
     return len(skipped)
 
 
-def reminders_send_claimed(*, now: dt.datetime, today: dt.date) -> Counter[str]:
+def reminders_send_claimed(*, now: dt.datetime, today: dt.date, creditor_id: int | None = None) -> Counter[str]:
     """Send every claimed reminder (this run's, another's, or a crashed run's), one pass."""
     counts: Counter[str] = Counter()
     scenarios = scenarios_load()
     templates: dict[int, dict[str, DunningStepTemplate]] = {}
     mail = None
     last_id = 0
+    claimed = Reminder.objects.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+                                      status=Reminder.Status.CLAIMED)
+    if creditor_id:
+        claimed = claimed.filter(Q(invoice__creditor_id=creditor_id) | Q(payment_request__creditor_id=creditor_id))
     try:
         while True:
-            batch = list(Reminder.objects.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-                                                 status=Reminder.Status.CLAIMED, pk__gt=last_id)
+            batch = list(claimed.filter(pk__gt=last_id)
                          .order_by("pk").values_list("pk", "invoice_id", "payment_request_id", "scenario_id",
                                                      "invoice__customer__time_zone",
                                                      "payment_request__customer__time_zone")[:SEND_BATCH])

@@ -275,3 +275,18 @@ def test_an_escalation_alerts_the_finance_team_by_email(creditor, smtp_sink):
     assert len(team) == 1 and team[0]["Subject"] == "Relances épuisées : LATE-1 · Carl Late"
     assert "alert_team" in team[0].get_content()
     assert invoice.dunning_escalations.get().action == "alert_team"
+
+
+def test_a_run_for_one_creditor_leaves_the_others_alone(creditor, smtp_sink):
+    from tests.factories import CreditorFactory
+
+    other = CreditorFactory()
+    make_scenario(creditor, specs=((3, "email"),))
+    make_scenario(other, specs=((3, "email"),))
+    mine = invoice_for(CustomerFactory(creditor=creditor))
+    theirs = invoice_for(CustomerFactory(creditor=other))
+    result = dunning_run(today=day(3), now=at(day(3)), creditor_id=creditor.pk)
+    assert result["counts"] == {"planned_send": 1, "sent": 1}
+    assert mine.reminders.get().status == "sent" and not theirs.reminders.exists()
+    dunning_run(today=day(3), now=at(day(3)))
+    assert theirs.reminders.get().status == "sent" and len(smtp_sink.messages) == 2
