@@ -414,3 +414,4 @@ from collections_app.virtual_ibans.admin import *  # noqa: E402,F401,F403
 
 from collections_app.sepa.admin import *  # noqa: E402,F401,F403
 from collections_app.retries.admin import *  # noqa: E402,F401,F403
+from collections_app.dunning import admin as _dunning_admin  # noqa: E402,F401

@@ -540,3 +540,4 @@ from collections_app.virtual_ibans.models import *  # noqa: E402,F401,F403
 
 from collections_app.sepa.models import *  # noqa: E402,F401,F403
 from collections_app.retries.models import *  # noqa: E402,F401,F403
+from collections_app.dunning.models import *  # noqa: E402,F401,F403

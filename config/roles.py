@@ -16,7 +16,8 @@ FINANCE, OPERATOR, AUDITOR = "finance", "operator", "auditor"
 ROLES = (FINANCE, OPERATOR, AUDITOR)
 
 OPERATOR_WORKS_ON = {
-    "collections_app": {"customer", "paymentrequest", "installmentplan", "installment"},
+    # issue 6: operators record the disputes and promises to pay they hear on the phone
+    "collections_app": {"customer", "paymentrequest", "installmentplan", "installment", "dunningpause"},
 }
 
 

@@ -19,6 +19,9 @@ SCHEDULES: list[dict] = [
     # issue 4: bank statements dropped in DROP_DIR/statements
     {"name": "import-statement-drop-folder", "func": "reconciliation.tasks.import_drop_folder",
      "schedule_type": Schedule.MINUTES, "minutes": 5},
+    # issue 6: reminders (windows open and close during the day; each run sends what is due and in window)
+    {"name": "run-dunning", "func": "collections_app.dunning.tasks.run_dunning",
+     "schedule_type": Schedule.MINUTES, "minutes": 15},
     {"name": "purge-idempotency-keys", "func": "collections_app.tasks.purge_idempotency_keys",
      "schedule_type": Schedule.HOURLY},
     # issue 8: ERP connectors

@@ -171,6 +171,28 @@ register("invoice_import.finished",
 register("status_file.written", "A status file of changes was written to the outgoing drop folder.",
          ("export_job_id", "cursor", "path", "format", "from_event_id", "to_event_id", "rows"))
 
+# reminders / dunning (issue 6)
+# invoice_id, or payment_request_id for a request without invoices (invoice_external_ref is then its reference)
+_REMINDER = ("reminder_id", "scenario_id", "step_id", "step_offset_days", "step_date", "channel", "status",
+             "invoice_id", "payment_request_id", "invoice_external_ref", "amount_due", "currency",
+             "due_date") + _COMMON_CUSTOMER
+register("reminder.sent", "A reminder step went out (email and/or SMS) with the amount due at that moment.",
+         _REMINDER + ("amount_shown", "email", "phone", "channels", "subject"))
+register("reminder.skipped",
+         "A reminder step was not sent: reason is paid, cancelled, written_off, superseded (a later step was "
+         "due), no_contact, no_template or template_error.", _REMINDER + ("reason", "reason_text"))
+register("reminder.failed",
+         "A reminder could not be sent (refused, or interrupted while sending: outcome unknown).",
+         _REMINDER + ("error", "attempts"))
+register("dunning.escalated", "The last step of a scenario passed unpaid: action is stop, alert_team or "
+         "litigation.", ("escalation_id", "action", "scenario_id", "invoice_id", "payment_request_id",
+                         "invoice_external_ref", "status", "amount_total", "amount_paid", "amount_due", "currency",
+                         "due_date") + _COMMON_CUSTOMER)
+_PAUSE = ("pause_id", "kind", "status", "until", "invoice_id", "invoice_external_ref", "note") + _COMMON_CUSTOMER
+register("dunning.paused", "Reminders were paused (dispute, promise to pay) for an invoice or a customer.", _PAUSE)
+register("dunning.resumed", "A reminder pause ended; the scenario continues from the step due by then.", _PAUSE)
+
+
 def is_known(name: str) -> bool:
     return name in CATALOG
 

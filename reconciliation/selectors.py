@@ -21,15 +21,19 @@ def review_queue():
 def invoices_probably_covered(*, invoice_ids: list[int], today: dt.date) -> dict[int, str]:
     """Open invoices that an incoming transfer waiting in the review queue probably pays (same
     amount and a similar payer name, or already suggested for it): reminders for them wait."""
-    invoices = list(Invoice.objects.filter(pk__in=invoice_ids, status__in=Invoice.OPEN_STATUSES)
-                    .annotate(due=F("amount_total") - F("amount_paid") - F("amount_written_off"))
-                    .select_related("customer"))
-    if not invoices:
-        return {}
     since = today - dt.timedelta(days=COVER_WINDOW_DAYS)
     waiting = BankTransaction.objects.filter(status=BankTransaction.Status.UNMATCHED,
                                              direction=BankTransaction.Direction.CREDIT, is_reversal=False,
                                              booking_date__gte=since, booking_date__lte=today)
+    # The dunning planner asks for every batch of open invoices: with an empty review queue
+    # (the usual case) one cheap query answers.
+    if not invoice_ids or not waiting.exists():
+        return {}
+    invoices = list(Invoice.objects.filter(pk__any_of=list(invoice_ids), status__in=Invoice.OPEN_STATUSES)
+                    .annotate(due=F("amount_total") - F("amount_paid") - F("amount_written_off"))
+                    .select_related("customer"))
+    if not invoices:
+        return {}
     covered: dict[int, str] = {}
     for suggestion in (Suggestion.objects.filter(invoice_id__in=[i.pk for i in invoices], transaction__in=waiting)
                        .select_related("transaction")):

@@ -129,3 +129,13 @@ def test_allocations_never_exceed_and_matching_is_stable(db, invoice_amounts, tr
         transactions_match()
         assert snapshot() == before
         transaction.set_rollback(True)
+
+
+def test_dunning_waits_for_a_transfer_in_the_review_queue(world):
+    from collections_app.dunning.pauses import pause_providers, paused_invoices
+
+    assert "transfer_awaiting_match" in pause_providers()
+    statement_import(source=sample("camt053_v02_bnp.xml"))
+    paused = paused_invoices([world.bernard_open.pk, world.martin_inv.pk], dt.date(2024, 3, 10))
+    assert world.bernard_open.pk in paused and "150.00" in paused[world.bernard_open.pk]
+    assert "transfer" not in paused.get(world.martin_inv.pk, "")  # other pauses (credit balance) may apply

@@ -9,7 +9,7 @@ from config.roles import ROLES, roles_sync
 from notifications.management.base import JsonCommand
 
 
-DEMO_APPS = ("notifications", "collections_app", "reconciliation", "connectors")
+DEMO_APPS = ("notifications", "collections_app", "collections_app.dunning", "reconciliation", "connectors")
 
 
 def _seed_staff() -> list[str]:
