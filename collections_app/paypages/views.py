@@ -235,10 +235,11 @@ def _pay_page_head(token: str) -> dict | None:
         return None
     head = dict(zip(_HEAD_COLUMNS, row, strict=True))
     expires_at = head["expires_at"]
-    if isinstance(expires_at, str):  # SQLite hands datetimes back as text
+    if isinstance(expires_at, str):  # SQLite hands datetimes back as text, or naive (stored in UTC)
         expires_at = parse_datetime(expires_at)
-        head["expires_at"] = expires_at if expires_at is None or timezone.is_aware(expires_at) \
-            else timezone.make_aware(expires_at, dt.timezone.utc)
+    if expires_at is not None and timezone.is_naive(expires_at):
+        expires_at = timezone.make_aware(expires_at, dt.timezone.utc)
+    head["expires_at"] = expires_at
     return head
 
 
