@@ -14,6 +14,9 @@ SCHEDULES: list[dict] = [
     # issue 7: notifications and webhooks (also enqueued right after each dispatch that wrote deliveries)
     {"name": "send-deliveries", "func": "notifications.tasks.send_deliveries",
      "schedule_type": Schedule.MINUTES, "minutes": 1},
+    # issue 3: card checkouts left half done by a dead worker or an abandoned 3-D Secure page
+    {"name": "recover-card-checkouts", "func": "collections_app.paypages.tasks.recover_card_checkouts",
+     "schedule_type": Schedule.MINUTES, "minutes": 5},
     {"name": "expire-payment-requests", "func": "collections_app.tasks.expire_payment_requests",
      "schedule_type": Schedule.MINUTES, "minutes": 15},
     # issue 4: bank statements dropped in DROP_DIR/statements

@@ -22,6 +22,7 @@ from django.utils.html import escape
 from django.utils.translation import gettext as _
 
 from collections_app.models import Creditor, Invoice, Payment
+from collections_app.money import round_money
 
 AGING_BUCKETS = [("not_due", None, -1), ("0-30", 0, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None)]
 ZERO = Decimal("0.00")
@@ -70,10 +71,12 @@ def monthly_report(*, year: int, month: int, creditor: Creditor | None = None,
     for row in payments:
         report.collected.append({"creditor": row["creditor__name"], "method": row["method"],
                                  "method_label": str(labels.get(row["method"], row["method"])),
-                                 "currency": row["currency"], "count": row["count"], "amount": row["amount"]})
+                                 "currency": row["currency"], "count": row["count"],
+                                 # SQLite sums decimals without their scale: 150, not 150.00
+                                 "amount": round_money(row["amount"], row["currency"])})
         if row["currency"] == report.currency:
             report.collected_by_method[row["method"]] = report.collected_by_method.get(row["method"], ZERO) \
-                + row["amount"]
+                + round_money(row["amount"], row["currency"])
 
     # Aging and DSO from today's balances of the invoices issued by the end of the month (the
     # platform keeps no daily balance history: for a past month this is the balance as of now).
@@ -89,12 +92,13 @@ def monthly_report(*, year: int, month: int, creditor: Creditor | None = None,
             bucket = open_invoices.filter(due_date__lte=as_of - dt.timedelta(days=max(low, 1)))
             if high is not None:
                 bucket = bucket.filter(due_date__gte=as_of - dt.timedelta(days=high))
-        report.aging[name] = bucket.aggregate(total=Sum(due))["total"] or ZERO
+        report.aging[name] = round_money(bucket.aggregate(total=Sum(due))["total"] or ZERO, report.currency)
     report.receivables = sum(report.aging.values(), ZERO)
     report.invoiced = (Invoice.objects.filter(scope, issue_date__gte=start, issue_date__lte=end,
                                               currency=report.currency)
                        .exclude(status=Invoice.Status.CANCELLED)
                        .aggregate(total=Sum("amount_total"))["total"] or ZERO)
+    report.invoiced = round_money(report.invoiced, report.currency)
     days = (end - start).days + 1
     if report.invoiced > 0:
         report.dso_days = (report.receivables / report.invoiced * days).quantize(Decimal("0.1"))

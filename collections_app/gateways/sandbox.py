@@ -27,6 +27,7 @@ import secrets
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.cache import cache
 
 from collections_app.gateways.base import CardDetails, GatewayResult
 
@@ -145,13 +146,16 @@ class SandboxGateway:
         # Same idempotency key, same reference: a replayed call is the same payment.
         reference = "sbx_" + hashlib.sha256(f"{idempotency_key}".encode()).hexdigest()[:20]
         if behaviour.startswith("3ds") and allow_challenge:
+            _ledger_record(reference, "requires_action")
             pending = _encode("ch", {"r": reference, "b": behaviour, "a": str(amount), "c": currency,
                                      "u": return_url})
             return GatewayResult(status="requires_action", reference=reference, card=card,
                                  action_url=f"/sandbox-gateway/3ds/{pending}/")
         if behaviour in ("success", "3ds_success"):
+            _ledger_record(reference, "succeeded")
             return GatewayResult(status="succeeded", reference=reference, card=card)
         code = "authentication_failed" if behaviour == "3ds_failure" else behaviour
+        _ledger_record(reference, "failed", code)
         return GatewayResult(status="failed", reference=reference, decline_code=code,
                              message=DECLINE_MESSAGES[code], card=card)
 
@@ -164,7 +168,9 @@ class SandboxGateway:
         """Gateway side: the payer answered the 3-D Secure challenge."""
         data = _decode("ch", challenge)
         if approve and data["b"] == "3ds_success":
+            _ledger_record(data["r"], "succeeded")
             return GatewayResult(status="succeeded", reference=data["r"], raw={"return_url": data["u"]})
+        _ledger_record(data["r"], "failed", "authentication_failed")
         return GatewayResult(status="failed", reference=data["r"], decline_code="authentication_failed",
                              message=DECLINE_MESSAGES["authentication_failed"], raw={"return_url": data["u"]})
 
@@ -189,7 +195,22 @@ class SandboxGateway:
                              reference="sbr_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20])
 
     def status(self, *, reference: str) -> GatewayResult:
-        return GatewayResult(status="succeeded" if reference.startswith("sbx_") else "failed", reference=reference)
+        state = cache.get(LEDGER_PREFIX + reference)
+        if state is None:
+            return GatewayResult(status="failed", reference=reference, decline_code="processing_error",
+                                 message="unknown payment")
+        status, code = state
+        return GatewayResult(status=status, reference=reference, decline_code=code,
+                             message=DECLINE_MESSAGES.get(code, "") if code else "")
+
+
+LEDGER_PREFIX = "sandbox-gateway:"
+
+
+def _ledger_record(reference: str, status: str, code: str = "") -> None:
+    """The sandbox's own memory of each payment (the 'gateway side'), in the shared cache, so
+    that status() answers like a real gateway: requires_action until the payer answers 3-D Secure."""
+    cache.set(LEDGER_PREFIX + reference, (status, code), timeout=30 * 86400)
 
 
 def challenge_result_encode(result: GatewayResult) -> str:

@@ -55,6 +55,9 @@ class PaySubmission(models.Model):
     collection_date = models.DateField(_("first debit date"), null=True, blank=True)
     action_url = models.CharField(_("3-D Secure page"), max_length=1000, blank=True)
     decline_code = models.CharField(_("decline code"), max_length=32, blank=True)
+    # The gateway's one-time card token (never card data), kept only until the outcome is recorded:
+    # if the worker dies mid-call, recovery asks the gateway again with the same idempotency key.
+    card_token = models.CharField(_("gateway card token"), max_length=255, blank=True, editable=False)
     client_ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)

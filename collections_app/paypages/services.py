@@ -273,8 +273,14 @@ def card_token_receive(*, submission: PaySubmission, card_token: str) -> PaySubm
                                           saved_card=card, gateway=gateway.name)
         submission.payment, submission.saved_card = payment, card
         submission.status = PaySubmission.Status.PROCESSING
+        submission.card_token = card_token
         submission.save()
-    result = gateway.authorize(token=card_token, amount=submission.amount, currency=submission.currency,
+    return _card_authorize(gateway, submission, payment_request)
+
+
+def _card_authorize(gateway, submission: PaySubmission, payment_request: PaymentRequest) -> PaySubmission:
+    # Same idempotency key on every call: a replay after a crash is the same payment at the gateway.
+    result = gateway.authorize(token=submission.card_token, amount=submission.amount, currency=submission.currency,
                                idempotency_key=submission.nonce,
                                description=f"{payment_request.reference} {payment_request.short_reference}",
                                return_url=card_return_url(submission))
@@ -311,8 +317,54 @@ def _card_outcome_record(*, submission: PaySubmission, result: GatewayResult) ->
             # No plan without its first instalment: the debtor starts again with another card.
             services.installment_plan_cancel(plan=submission.plan)
         submission.status, submission.decline_code = PaySubmission.Status.FAILED, result.decline_code or "declined"
+    if submission.status != PaySubmission.Status.AWAITING_ACTION:
+        submission.card_token = ""
     submission.save()
     return submission
+
+
+def card_checkouts_recover(*, now: dt.datetime | None = None, minutes: int | None = None) -> dict[str, int]:
+    """Finish card checkouts that a dead worker or an abandoned 3-D Secure page left half done,
+    so that no payment stays pending and no balance stays reserved for ever.
+
+    - at the gateway (our process died during the call): the call is made again with the same
+      idempotency key, which gives the original outcome, never a second charge;
+    - waiting for 3-D Secure past the timeout: the gateway's status decides; a payer who never
+      came back fails the payment ("authentication_abandoned") and frees the balance.
+    Rows are claimed with SKIP LOCKED, so two recoveries (or a recovery and the payer's own
+    return) never record an outcome twice."""
+    now = now or timezone.now()
+    minutes = settings.PAYPAGE_CHECKOUT_TIMEOUT_MINUTES if minutes is None else minutes
+    stale = list(PaySubmission.objects.filter(
+        status__in=[PaySubmission.Status.PROCESSING, PaySubmission.Status.AWAITING_ACTION],
+        updated_at__lt=now - dt.timedelta(minutes=minutes)).order_by("pk").values_list("pk", flat=True))
+    counts = {"succeeded": 0, "failed": 0, "skipped": 0}
+    gateway = get_gateway()
+    for pk in stale:
+        with transaction.atomic():
+            submission = (PaySubmission.objects.select_for_update(skip_locked=True, of=("self",))
+                          .select_related("payment", "payment_request")
+                          .filter(pk=pk, status__in=[PaySubmission.Status.PROCESSING,
+                                                     PaySubmission.Status.AWAITING_ACTION]).first())
+            if submission is None:
+                counts["skipped"] += 1
+                continue
+            if submission.status == PaySubmission.Status.PROCESSING and submission.card_token:
+                submission = _card_authorize(gateway, submission, submission.payment_request)
+                if submission.status == PaySubmission.Status.AWAITING_ACTION:
+                    # Only the payer can pass 3-D Secure: give them the usual time from now.
+                    counts["skipped"] += 1
+                    continue
+            else:
+                result = gateway.status(reference=submission.payment.gateway_reference) \
+                    if submission.payment and submission.payment.gateway_reference else GatewayResult(status="pending")
+                if result.status in ("requires_action", "pending"):
+                    result = GatewayResult(status="failed", reference=result.reference,
+                                           decline_code="authentication_abandoned",
+                                           message="3-D Secure was not completed in time")
+                submission = _card_outcome_record(submission=submission, result=_capture(gateway, submission, result))
+            counts["succeeded" if submission.status == PaySubmission.Status.SUCCEEDED else "failed"] += 1
+    return counts
 
 
 def card_challenge_complete(*, submission: PaySubmission, result: str) -> PaySubmission:

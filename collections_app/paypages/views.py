@@ -61,6 +61,7 @@ def decline_message(code: str) -> str:
         "incorrect_cvc": gettext_lazy("The security code is not valid."),
         "invalid_expiry": gettext_lazy("The expiry date is not valid."),
         "authentication_failed": gettext_lazy("The 3-D Secure authentication failed."),
+        "authentication_abandoned": gettext_lazy("The 3-D Secure step was not completed in time."),
         "amount_exceeds_balance": gettext_lazy("The amount is above the remaining balance."),
     }
     return messages.get(code, gettext_lazy("The payment was declined."))

@@ -220,6 +220,7 @@ PAY_LINK_DEFAULT_VALIDITY_DAYS = 90
 # Pay pages (issue 3)
 SEPA_PRENOTIFICATION_DAYS = 14  # the SEPA rulebook's default; creditors may agree fewer in the mandate terms
 PAYPAGE_RATE_LIMIT = (60, 60)  # requests per client IP per window of seconds, on the public pages
+PAYPAGE_CHECKOUT_TIMEOUT_MINUTES = 30  # after this, a card checkout left half done (dead worker, abandoned 3-D Secure) is finished by recover-card-checkouts
 # issue 4: bank statements
 STATEMENT_DROP_DIR = DROP_DIR / "statements"
 RECONCILIATION_MAX_FILE_BYTES = 512 * 1024 * 1024
