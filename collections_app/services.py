@@ -532,6 +532,9 @@ def payment_record_success(*, payment: Payment, allocations: Sequence[Allocation
         request.save()
         _request_emit_status_change(request, previous_request)
 
+    # Its own request included: paid by amount above, or here when its invoices were settled elsewhere.
+    _requests_follow_invoices(invoice_ids=[a["invoice_id"] for a in allocated], exclude_request_id=None)
+
     if payment.installment_id:
         _installment_mark_paid(installment_id=payment.installment_id, payment=payment)
 
@@ -570,6 +573,31 @@ def _request_refresh_status(request: PaymentRequest) -> None:
         expired = request.expires_at is not None and request.expires_at <= timezone.now()
         request.status = PaymentRequest.Status.EXPIRED if expired else PaymentRequest.Status.OPEN
         request.paid_at = None
+
+
+def _requests_follow_invoices(*, invoice_ids: Sequence[int], exclude_request_id: int | None) -> None:
+    """Other pay links for the same invoices follow them: when a payment that is not theirs (a
+    transfer matched to the invoice, another pay link) settles all their invoices, they are paid,
+    so that nobody is asked, reminded or charged for it a second time; when that payment is
+    reversed, they open again."""
+    if not invoice_ids:
+        return
+    links = PaymentRequest.invoices.through.objects.filter(invoice_id__in=invoice_ids)
+    if exclude_request_id:
+        links = links.exclude(paymentrequest_id=exclude_request_id)
+    request_ids = sorted(set(links.values_list("paymentrequest_id", flat=True)))
+    for request in PaymentRequest.objects.select_for_update().filter(pk__in=request_ids).order_by("pk"):
+        open_left = request.invoices.filter(status__in=Invoice.OPEN_STATUSES).exists()
+        previous = request.status
+        if request.status in PaymentRequest.OPEN_STATUSES and not open_left:
+            request.status = PaymentRequest.Status.PAID
+            request.paid_at = timezone.now()
+        elif request.status == PaymentRequest.Status.PAID and open_left and request.amount_paid < request.amount:
+            _request_refresh_status(request)
+        else:
+            continue
+        request.save(update_fields=["status", "paid_at", "updated_at"])
+        _request_emit_status_change(request, previous)
 
 
 def _request_emit_status_change(request: PaymentRequest, previous: str) -> None:
@@ -637,7 +665,9 @@ def payment_reverse(*, payment: Payment, reason_code: str, reason_message: str =
             invoice.save(update_fields=["amount_paid", "status", "paid_at", "updated_at"])
             _invoice_emit_status_change(invoice, previous_invoice)
         allocated_total += allocation.amount
+    reopened_invoice_ids = list(payment.allocations.values_list("invoice_id", flat=True))
     payment.allocations.all().delete()
+    _requests_follow_invoices(invoice_ids=reopened_invoice_ids, exclude_request_id=payment.payment_request_id)
     if payment.payment_request_id:
         request = _lock(PaymentRequest, payment.payment_request_id)
         previous_request = request.status

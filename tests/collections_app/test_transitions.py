@@ -198,6 +198,30 @@ def test_reversal_reopens_invoice_and_request(customer):
         services.payment_reverse(payment=payment, reason_code="MD06")
 
 
+def test_a_pay_link_follows_its_invoices_paid_by_another_payment(customer):
+    # given: a pay link for two invoices
+    first, second = make_invoice(customer, amount="30.00"), make_invoice(customer, amount="20.00")
+    request = services.payment_request_create(creditor=customer.creditor, customer=customer, invoices=[first, second])
+    # when: a transfer matched to the invoices (no pay link) pays one of them, then the other
+    one = services.payment_create(customer=customer, method="transfer", amount="30.00")
+    services.payment_record_success(payment=one, allocations=[services.AllocationLine(invoice=first,
+                                                                                      amount=Decimal("30.00"))])
+    request.refresh_from_db()
+    assert request.status == PaymentRequest.Status.OPEN  # the second invoice is still due
+    other = services.payment_create(customer=customer, method="transfer", amount="20.00")
+    services.payment_record_success(payment=other, allocations=[services.AllocationLine(invoice=second,
+                                                                                        amount=Decimal("20.00"))])
+    # then: the link cannot collect them a second time
+    request.refresh_from_db()
+    assert request.status == PaymentRequest.Status.PAID
+    assert last_event("payment_request.paid").payload["reference"] == request.reference
+    # and when that transfer comes back, the link is open again
+    services.payment_reverse(payment=other, reason_code="AC04")
+    request.refresh_from_db()
+    assert request.status == PaymentRequest.Status.OPEN
+    assert last_event("payment_request.reopened")
+
+
 def test_over_payment_goes_to_credit_balance(customer):
     invoice = make_invoice(customer, amount="40.00")
     payment = services.payment_create(customer=customer, method="transfer", amount="50.00")
