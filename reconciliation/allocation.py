@@ -4,8 +4,10 @@ The money goes to the referenced debt first (the payment request, or the referen
 otherwise to the customer's open invoices oldest first; a partial payment leaves the rest
 open; an over-payment goes to the customer's credit balance, or first to the customer's other
 open invoices when the bank account says so; a shortfall within the account's tolerance is
-written off. All of it through collections_app.services, so balances, statuses and events are
-exactly those of any other payment.
+written off. With the rules of collections_app.services, so balances, statuses and events are
+exactly those of any other payment: allocate() calls the services for one transfer (one-click
+admin actions, rule 3); allocate_bulk() does the same for a chunk's automatic matches on a
+collections_app.bulk.PaymentLedger, set-based.
 """
 from __future__ import annotations
 
