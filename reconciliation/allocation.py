@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from collections_app.bulk import PaymentLedger, update_from_values
+from collections_app.bulk import PaymentLedger, copy_insert, update_from_values
 from collections_app.errors import DomainError, InvalidTransition, ValidationFailed
 from collections_app.models import Customer, Invoice, Payment, PaymentMethod, PaymentRequest
 from collections_app.services import (
@@ -211,7 +211,11 @@ def allocate_bulk(items: list[tuple[BankTransaction, Target, MatchingRule | None
         customer_ids={target.customer_id for _tx, target, _rule in items},
         invoice_ids={pk for _tx, target, _rule in items for pk in target.invoice_ids},
         request_ids={t.payment_request_id for _tx, t, _rule in items if t.payment_request_id}
-        | {pk for ids in open_links.values() for pk in ids})
+        | {pk for ids in open_links.values() for pk in ids},
+        # Oldest-first over the customer's other invoices only happens without a quoted invoice
+        # (or with the spread setting): only those customers' open invoices need locking.
+        open_invoices_of={target.customer_id for tx, target, _rule in items
+                          if not target.invoice_ids or tx.bank_account.overpayment == BankAccount.Overpayment.SPREAD})
     matches, changed, done = [], [], set()
     for tx, target, rule in items:
         try:
@@ -221,7 +225,7 @@ def allocate_bulk(items: list[tuple[BankTransaction, Target, MatchingRule | None
         changed.append(tx)
         done.add(tx.pk)
     ledger.flush()
-    Match.objects.bulk_create(matches, batch_size=2000)
+    copy_insert(Match, matches)
     update_from_values(BankTransaction, ["status", "customer", "matched_rule"], changed)
     return done
 

@@ -231,3 +231,20 @@ def test_payments_record_bulk_refuses_what_the_services_refuse(world):
     request.refresh_from_db()
     assert request.amount_paid == 0
     assert not Payment.objects.filter(payment_request=request).exists()
+
+
+def test_ledger_locks_the_open_invoices_of_a_customer_it_was_not_told_about(world):
+    from collections_app.bulk import PaymentLedger
+
+    ledger = PaymentLedger.lock(customer_ids=[world.dupont.pk], open_invoices_of=[])
+    assert ledger.invoices == {}
+    oldest_first = ledger.open_invoices(world.dupont.pk, "EUR")
+    assert [i.pk for i in oldest_first] == [world.dupont_old.pk, world.dupont_new.pk]
+    payment = ledger.payment_succeed(customer_id=world.dupont.pk, amount=Decimal("320.00"), currency="EUR",
+                                     method=PaymentMethod.TRANSFER)
+    ledger.flush()
+    world.dupont_old.refresh_from_db()
+    world.dupont_new.refresh_from_db()
+    assert (world.dupont_old.status, world.dupont_new.amount_paid) == (Invoice.Status.PAID, Decimal("20.00"))
+    assert sorted(payment.allocations.values_list("invoice_id", "amount")) == [
+        (world.dupont_old.pk, Decimal("300.00")), (world.dupont_new.pk, Decimal("20.00"))]
