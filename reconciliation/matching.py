@@ -27,8 +27,8 @@ from collections_app.errors import DomainError
 from collections_app.models import Invoice, Payment, PaymentMethod, PaymentRequest, Refund
 from collections_app.services import payment_record_failure, payment_reverse, refund_record_success
 from collections_app.virtual_ibans.models import VirtualIBAN
-from reconciliation import references
 from notifications.services import events_emit_bulk
+from reconciliation import references
 from reconciliation.allocation import Target, allocate, allocate_many
 from reconciliation.events import transaction_event, transaction_event_row
 from reconciliation.models import BankTransaction, MatchingRule, Suggestion
