@@ -6,13 +6,13 @@ batch of payments is known at once (the automatic matches of a bank statement), 
 
 - it locks what the batch may touch up front, each kind with ONE `SELECT ... FOR UPDATE`
   ordered by id, in the order the per-row services take their locks (payment requests, then
-  invoices, then customers), so that it waits for, and is waited for by, the per-row services
-  and other ledgers without deadlocks;
+  invoices, then customers): it waits for, or makes wait, the per-row services working on the
+  same rows, and two ledgers, taking their locks in one global order, never deadlock each other;
 - each payment is then applied in memory with the per-row rules (allocation order, caps,
   statuses, over-payment to the credit balance) and the SAME events with the same payloads,
   in the same order, as the per-row services would write;
-- `flush()` writes payments and allocations with bulk INSERTs, invoices, payment requests and
-  customers with one `UPDATE ... FROM (VALUES ...)` each, and the events with two INSERTs.
+- `flush()` writes payments and allocations with `COPY`, invoices, payment requests and
+  customers with one `UPDATE ... FROM (VALUES ...)` each, and the events with two `COPY`s.
 
 Payment ids are drawn from the table's sequence beforehand, so that payloads and reasons can
 quote them before the rows exist. PostgreSQL only (callers fall back to the per-row services
