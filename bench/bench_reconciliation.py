@@ -1,6 +1,6 @@
 """Reconciliation: a generated camt.053 with N entries (100,000 by default) against M open
-invoices (1,000,000), end to end (parse, store, match, allocate through the collections
-services, persist) versus parsing the same file alone.
+invoices (1,000,000), end to end (parse, store, match, allocate set-based with collections_app.bulk, persist)
+versus parsing the same file alone.
 
 Set-up inserts customers and invoices with PostgreSQL COPY. The file mixes what a bank sends:
 70 % transfers quoting an invoice number (some with spaces or lower case), 10 % to a virtual
@@ -154,7 +154,7 @@ def run(ctx) -> dict:
             "parse only (entries/s)": round(count / parse_s),
             "parse + store, set-based (s)": round(store_s, 2),
             "parse + store / parse only": round(store_s / parse_s, 2),
-            "match + allocate through the services (s)": round(match_s, 2),
+            "match + allocate, set-based (s)": round(match_s, 2),
             "end to end (s)": round(total_s, 2),
             "end to end (entries/s)": round(count / total_s),
             "matched / to review": f"{matching.get('matched', 0)} / {matching.get('unmatched', 0)}",

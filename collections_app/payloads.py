@@ -57,7 +57,12 @@ def payment_request_payload(request: m.PaymentRequest, previous_status: str | No
     }
 
 
-def payment_payload(payment: m.Payment, previous_status: str | None = None, **extra: Any) -> dict[str, Any]:
+def payment_payload(payment: m.Payment, previous_status: str | None = None, *,
+                    invoice_ids: list[int] | None = None, **extra: Any) -> dict[str, Any]:
+    """invoice_ids: the payment's allocated invoices when the caller knows them (bulk payments,
+    whose allocations are not written yet); read from the database otherwise."""
+    if invoice_ids is None:
+        invoice_ids = list(payment.allocations.values_list("invoice_id", flat=True))
     return {
         "payment_id": payment.pk,
         "method": payment.method,
@@ -67,7 +72,7 @@ def payment_payload(payment: m.Payment, previous_status: str | None = None, **ex
         "currency": payment.currency,
         "payment_request_id": payment.payment_request_id,
         "payment_request_reference": payment.payment_request.reference if payment.payment_request_id else None,
-        "invoice_ids": list(payment.allocations.values_list("invoice_id", flat=True)),
+        "invoice_ids": invoice_ids,
         "installment_id": payment.installment_id,
         "attempt": payment.attempt,
         "gateway_reference": payment.gateway_reference,

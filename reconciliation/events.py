@@ -16,7 +16,14 @@ def transaction_payload(tx: BankTransaction, previous: str | None = None) -> dic
     }
 
 
+def transaction_event_row(tx: BankTransaction, event_type: str, previous: str | None = None,
+                          **extra: Any) -> tuple[str, int | None, dict[str, Any], dict[str, Any]]:
+    """(type, creditor_id, payload, subjects) of a transaction's event, for events_emit_bulk."""
+    return (event_type, tx.creditor_id, {**transaction_payload(tx, previous), **extra},
+            {"bank_transaction": tx.pk, "bank_statement": tx.statement_id, "customer": tx.customer_id,
+             "payment": extra.get("payment_id")})
+
+
 def transaction_event(tx: BankTransaction, event_type: str, previous: str | None = None, **extra: Any) -> None:
-    event_emit(type=event_type, creditor_id=tx.creditor_id, payload={**transaction_payload(tx, previous), **extra},
-               subjects={"bank_transaction": tx.pk, "bank_statement": tx.statement_id,
-                         "customer": tx.customer_id, "payment": extra.get("payment_id")})
+    event_type, creditor_id, payload, subjects = transaction_event_row(tx, event_type, previous, **extra)
+    event_emit(type=event_type, creditor_id=creditor_id, payload=payload, subjects=subjects)

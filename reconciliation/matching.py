@@ -15,20 +15,22 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Replace, Upper
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.utils import default_process
 
+from collections_app.bulk import update_from_values
 from collections_app.errors import DomainError
 from collections_app.models import Invoice, Payment, PaymentMethod, PaymentRequest, Refund
 from collections_app.services import payment_record_failure, payment_reverse, refund_record_success
 from collections_app.virtual_ibans.models import VirtualIBAN
+from notifications.services import events_emit_bulk
 from reconciliation import references
-from reconciliation.allocation import Target, allocate
-from reconciliation.events import transaction_event
+from reconciliation.allocation import Target, allocate, allocate_many
+from reconciliation.events import transaction_event, transaction_event_row
 from reconciliation.models import BankTransaction, MatchingRule, Suggestion
 
 CHUNK = 5000
@@ -57,8 +59,14 @@ class _Candidate:
 
 
 def transactions_match(*, statement_ids: list[int] | None = None, transaction_ids: list[int] | None = None,
-                       today: dt.date | None = None) -> dict[str, int]:
-    """Match new (and still unmatched) transactions; returns counts per outcome."""
+                       today: dt.date | None = None, bulk: bool = True) -> dict[str, int]:
+    """Match new (and still unmatched) transactions; returns counts per outcome.
+
+    bulk (PostgreSQL only): allocations, events and review-queue updates of a chunk written
+    set-based (collections_app.bulk); False: one service call per transaction, the reference
+    the bulk path is tested against.
+    """
+    bulk = bulk and connection.vendor == "postgresql"
     rules = matching_rules_ensure()
     base = BankTransaction.objects.filter(status__in=[BankTransaction.Status.NEW, BankTransaction.Status.UNMATCHED])
     if statement_ids is not None:
@@ -73,12 +81,12 @@ def transactions_match(*, statement_ids: list[int] | None = None, transaction_id
                          .select_related("bank_account")
                          .filter(pk__in=ids[start:start + CHUNK],
                                  status__in=[BankTransaction.Status.NEW, BankTransaction.Status.UNMATCHED]))
-            for outcome, count in _match_chunk(chunk, rules).items():
+            for outcome, count in _match_chunk(chunk, rules, bulk=bulk).items():
                 totals[outcome] += count
     return dict(totals)
 
 
-def _match_chunk(chunk: list[BankTransaction], rules: list[MatchingRule]) -> dict[str, int]:
+def _match_chunk(chunk: list[BankTransaction], rules: list[MatchingRule], *, bulk: bool = False) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     returns = [t for t in chunk if t.is_reversal]
     debits = [t for t in chunk if not t.is_reversal and t.direction == BankTransaction.Direction.DEBIT]
@@ -87,8 +95,11 @@ def _match_chunk(chunk: list[BankTransaction], rules: list[MatchingRule]) -> dic
     counts.update(_process_debits(debits))
     if not credits:
         return counts
-    for tx in credits:
-        if tx.status == BankTransaction.Status.NEW:
+    received = [tx for tx in credits if tx.status == BankTransaction.Status.NEW]
+    if bulk:
+        events_emit_bulk([transaction_event_row(tx, "transfer.received") for tx in received])
+    else:
+        for tx in received:
             transaction_event(tx, "transfer.received")
     found: dict[int, _Candidate] = {tx.pk: _Candidate() for tx in credits}
     winners: dict[int, MatchingRule] = {}
@@ -109,18 +120,24 @@ def _match_chunk(chunk: list[BankTransaction], rules: list[MatchingRule]) -> dic
                 winners[tx.pk] = rule
     matched_per_rule: dict[int, int] = defaultdict(int)
     review = []
-    for tx in credits:
-        candidate = found[tx.pk]
-        if candidate.target is not None:
+    targets = [(tx, found[tx.pk].target, winners[tx.pk]) for tx in credits if found[tx.pk].target is not None]
+    if bulk:
+        allocated = allocate_many(targets)
+    else:
+        allocated = set()
+        for tx, target, rule in targets:
             try:
                 with transaction.atomic():
-                    allocate(tx, candidate.target, rule=winners[tx.pk])
-                matched_per_rule[winners[tx.pk].pk] += 1
-                counts["matched"] += 1
-                continue
+                    allocate(tx, target, rule=rule)
+                allocated.add(tx.pk)
             except DomainError:
                 pass
-        review.append(tx)
+    for tx in credits:
+        if tx.pk in allocated:
+            matched_per_rule[winners[tx.pk].pk] += 1
+            counts["matched"] += 1
+        else:
+            review.append(tx)
     # Suggestions were looked up before this chunk's allocations: keep only those still true, so
     # that running the matching again finds exactly the same ones.
     suggested = {pk for tx in review for pk in found[tx.pk].suggestions}
@@ -132,8 +149,11 @@ def _match_chunk(chunk: list[BankTransaction], rules: list[MatchingRule]) -> dic
         candidate.suggestions = {
             pk: value for pk, value in candidate.suggestions.items()
             if pk in still_due and (value[3] is False or still_due[pk] == tx.amount)}
-        _to_review(tx, candidate)
+        if not bulk:
+            _to_review(tx, candidate)
         counts["unmatched"] += 1
+    if bulk:
+        _to_review_bulk([(tx, found[tx.pk]) for tx in review])
     for rule_id, count in matched_per_rule.items():
         MatchingRule.objects.filter(pk=rule_id).update(matched_count=F("matched_count") + count)
     return counts
@@ -308,6 +328,35 @@ def _to_review(tx: BankTransaction, candidate: _Candidate) -> None:
         tx.status = BankTransaction.Status.UNMATCHED
         tx.save(update_fields=["status"])
         transaction_event(tx, "reconciliation.unmatched", previous, suggestion_count=len(wanted))
+
+
+def _to_review_bulk(items: list[tuple[BankTransaction, _Candidate]]) -> None:
+    """_to_review for many transactions: the same rows and events, a few statements."""
+    if not items:
+        return
+    existing: dict[int, dict[int, Suggestion]] = defaultdict(dict)
+    for suggestion in Suggestion.objects.filter(transaction__in=[tx.pk for tx, _c in items]):
+        existing[suggestion.transaction_id][suggestion.invoice_id] = suggestion
+    stale, new, changed, events = [], [], [], []
+    for tx, candidate in items:
+        wanted = candidate.suggestions
+        have = existing.get(tx.pk, {})
+        stale.extend(s.pk for pk, s in have.items() if pk not in wanted)
+        new.extend(Suggestion(transaction=tx, invoice_id=pk, customer_id=customer_id, score=score,
+                              reason=reason[:255])
+                   for pk, (score, reason, customer_id, _amount) in wanted.items() if pk not in have)
+        if tx.status != BankTransaction.Status.UNMATCHED:
+            previous = tx.status
+            tx.status = BankTransaction.Status.UNMATCHED
+            changed.append(tx)
+            events.append(transaction_event_row(tx, "reconciliation.unmatched", previous,
+                                                suggestion_count=len(wanted)))
+    if stale:
+        Suggestion.objects.filter(pk__in=stale).delete()
+    if new:
+        Suggestion.objects.bulk_create(new, ignore_conflicts=True, batch_size=5000)
+    update_from_values(BankTransaction, ["status"], changed)
+    events_emit_bulk(events)
 
 
 def _process_returns(txs: list[BankTransaction]) -> dict[str, int]:

@@ -120,3 +120,36 @@ def test_two_dispatchers_at_once_never_handle_an_event_twice(customer, recorder)
         assert EventHandlerRun.objects.filter(handler="test.slow").count() == Event.objects.count()
     finally:
         dispatch.unregister_handler("test.slow")
+
+
+def _rows(events):
+    return [(e.type, e.creditor_id, e.payload, sorted((s.kind, s.object_id) for s in e.subjects.all()))
+            for e in events]
+
+
+def test_events_emit_bulk_writes_what_event_emit_writes_in_order():
+    import datetime as dt
+
+    from notifications.services import events_emit_bulk
+
+    specs = [("customer.created", 7, {"customer_id": 1, "amount": Decimal("1.10"), "day": dt.date(2024, 3, 4)},
+              {"customer": 1}),
+             ("invoice.paid", None, {"invoice_id": 2, "tags": ["a"]}, {"invoice": [2, 2, 3], "customer": None}),
+             ("customer.created", 7, {"customer_id": 4}, None)]
+    with transaction.atomic():
+        one_by_one = [event_emit(type=t, creditor_id=c, payload=p, subjects=s) for t, c, p, s in specs]
+        ids = events_emit_bulk(specs)
+    assert ids == sorted(ids) and ids[0] > one_by_one[-1].pk
+    bulk = [Event.objects.get(pk=pk) for pk in ids]
+    assert _rows(bulk) == _rows(one_by_one)
+    assert bulk[0].payload == {"customer_id": 1, "amount": "1.10", "day": "2024-03-04"}
+
+
+def test_events_emit_bulk_refuses_unknown_types_and_running_outside_a_transaction():
+    from notifications.services import events_emit_bulk
+
+    with pytest.raises(OutboxOutsideTransaction):
+        events_emit_bulk([("customer.created", None, {}, None)])
+    with transaction.atomic(), pytest.raises(UnknownEventType):
+        events_emit_bulk([("customer.created", None, {}, None), ("no.such.event", None, {}, None)])
+    assert not Event.objects.exists()

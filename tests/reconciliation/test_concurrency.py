@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -52,3 +53,42 @@ def test_two_matching_runs_at_once_allocate_once(world):
     assert Match.objects.count() == 4
     assert sum(r.get("matched", 0) for r in results) == 4
     assert Payment.objects.count() == payments_before + 4
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_bulk_payments_and_per_row_payments_on_the_same_invoices_at_once(world):
+    """The ledger locks the invoices it may touch (one ordered SELECT ... FOR UPDATE): a per-row
+    payment running at the same time waits for it or makes it wait, and nothing is lost."""
+    from decimal import Decimal
+
+    from django.db.models import Sum
+
+    from collections_app import services
+    from collections_app.bulk import BulkPaymentLine, payments_record_bulk
+    from collections_app.models import Customer, Invoice, PaymentAllocation, PaymentMethod
+
+    dupont = world.dupont
+    invoices = [world.dupont_old, world.dupont_new]  # 300.00 + 250.00 due
+
+    def bulk():
+        return payments_record_bulk(lines=[BulkPaymentLine(customer_id=dupont.pk, amount=Decimal("200.00"),
+                                                           currency="EUR") for _ in range(2)])
+
+    def per_row():
+        for _ in range(2):
+            payment = services.payment_create(customer=dupont, method=PaymentMethod.TRANSFER,
+                                              amount=Decimal("200.00"))
+            services.payment_record_success(payment=payment)
+
+    turns = itertools.count()  # one thread takes the bulk path, the other the services
+    results = _in_threads(lambda: bulk() if next(turns) == 0 else per_row(), count=2)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    allocated = 0
+    for inv in Invoice.objects.filter(pk__in=[i.pk for i in invoices]):
+        on_invoice = PaymentAllocation.objects.filter(invoice=inv).aggregate(s=Sum("amount"))["s"]
+        assert inv.amount_paid == on_invoice
+        assert inv.status == Invoice.Status.PAID
+        allocated += on_invoice
+    assert allocated == Decimal("550.00")
+    assert Customer.objects.get(pk=dupont.pk).credit_balance == Decimal("800.00") - allocated
