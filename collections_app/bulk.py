@@ -72,6 +72,8 @@ class PaymentLedger:
         self.invoices: dict[int, Invoice] = {}
         self.requests: dict[int, PaymentRequest] = {}
         self.request_invoice_ids: dict[int, list[int]] = {}
+        self.invoice_request_ids: dict[int, list[int]] = defaultdict(list)
+        self._outside_open: set[int] = set()
         self._reserved: dict[int, Decimal] = {}
         self._by_customer: dict[int, list[Invoice]] = defaultdict(list)
         self._all_open_of: set[int] = set()
@@ -130,7 +132,50 @@ class PaymentLedger:
         for invoice in sorted(ledger.invoices.values(), key=lambda i: (i.due_date, i.pk)):
             invoice.customer = ledger.customers[invoice.customer_id]
             ledger._by_customer[invoice.customer_id].append(invoice)
+        ledger._lock_requests_of_invoices()
         return ledger
+
+    def _lock_requests_of_invoices(self) -> None:
+        """The other pay links of the batch's invoices follow them (services._requests_follow_invoices):
+        lock those requests too, after the invoices, as the per-row service does."""
+        through = PaymentRequest.invoices.through
+        extra: set[int] = set()
+        for request_id, invoice_id in (through.objects.filter(invoice_id__in=list(self.invoices))
+                                       .values_list("paymentrequest_id", "invoice_id")):
+            self.invoice_request_ids[invoice_id].append(request_id)
+            if request_id not in self.requests:
+                extra.add(request_id)
+        if not extra:
+            return
+        for request in PaymentRequest.objects.select_for_update().filter(pk__in=sorted(extra)).order_by("pk"):
+            self.requests[request.pk] = request
+            self.request_invoice_ids[request.pk] = []
+        for request_id, invoice_id in (through.objects.filter(paymentrequest_id__in=sorted(extra))
+                                       .values_list("paymentrequest_id", "invoice_id")):
+            self.request_invoice_ids[request_id].append(invoice_id)
+        outside = {i for rid in extra for i in self.request_invoice_ids[rid]} - set(self.invoices)
+        self._outside_open = set(Invoice.objects.filter(pk__in=outside, status__in=Invoice.OPEN_STATUSES)
+                                 .values_list("pk", flat=True))
+
+    def _requests_follow(self, invoice_ids: Iterable[int]) -> None:
+        """services._requests_follow_invoices, in memory."""
+        def still_open(invoice_id: int) -> bool:
+            invoice = self.invoices.get(invoice_id)
+            return invoice.status in Invoice.OPEN_STATUSES if invoice is not None else invoice_id in self._outside_open
+
+        for request_id in sorted({r for i in invoice_ids for r in self.invoice_request_ids.get(i, ())}):
+            request = self.requests[request_id]
+            open_left = any(still_open(i) for i in self.request_invoice_ids[request_id])
+            previous = request.status
+            if request.status in PaymentRequest.OPEN_STATUSES and not open_left:
+                request.status = PaymentRequest.Status.PAID
+                request.paid_at = timezone.now()
+            elif request.status == PaymentRequest.Status.PAID and open_left and request.amount_paid < request.amount:
+                _request_refresh_status(request)
+            else:
+                continue
+            self._dirty_requests.add(request_id)
+            self._request_emit_status_change(request, previous)
 
     # ----------------------------------------------------------------------- reads
 
@@ -302,6 +347,7 @@ class PaymentLedger:
             _request_refresh_status(request)
             self._dirty_requests.add(request.pk)
             self._request_emit_status_change(request, previous_request)
+        self._requests_follow([line["invoice_id"] for line in allocated])
         self.event_add(type="payment.succeeded", creditor_id=payment.creditor_id,
                        payload=payloads.payment_payload(payment, previous, invoice_ids=list(invoice_ids),
                                                         allocations=allocated),
