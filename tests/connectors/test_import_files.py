@@ -175,6 +175,21 @@ def test_changed_rows_update_through_the_services(creditor, engine, tmp_path):
     assert Event.objects.filter(type="invoice.updated", payload__invoice_external_ref="INV-1001").count() == 1
 
 
+def event_shape(creditor_id):
+    """A creditor's events without ids and tokens: (type, payload, subject kinds), in a stable order."""
+    events = Event.objects.filter(creditor_id=creditor_id).exclude(type__startswith="invoice_import.")
+    result = []
+    for event in events.order_by("type", "payload__invoice_external_ref", "payload__reference",
+                                 "payload__customer_external_ref", "id"):
+        payload = dict(event.payload)
+        for key in ("customer_id", "invoice_id", "payment_request_id", "invoice_ids", "pay_url",
+                    "short_reference", "expires_at"):
+            payload.pop(key, None)
+        kinds = sorted(EventSubject.objects.filter(event=event).values_list("kind", flat=True))
+        result.append((event.type, payload, kinds))
+    return result
+
+
 @pytest.mark.django_db
 @pytest.mark.postgres
 def test_set_based_events_look_like_the_services_ones(creditor):
@@ -186,24 +201,39 @@ def test_set_based_events_look_like_the_services_ones(creditor):
     run_file(creditor, "utf8_bom_english.csv", engine="postgres")
     run_file(other, "utf8_bom_english.csv", engine="orm")
 
-    def shape(creditor_id):
-        events = Event.objects.filter(creditor_id=creditor_id).exclude(type__startswith="invoice_import.")
-        result = []
-        for event in events.order_by("type", "payload__customer_external_ref", "id"):
-            payload = dict(event.payload)
-            for key in ("customer_id", "invoice_id", "payment_request_id", "invoice_ids", "pay_url",
-                        "short_reference", "expires_at"):
-                payload.pop(key, None)
-            kinds = sorted(EventSubject.objects.filter(event=event).values_list("kind", flat=True))
-            result.append((event.type, payload, kinds))
-        return result
-
-    assert shape(creditor.pk) == shape(other.pk)
+    assert event_shape(creditor.pk) == event_shape(other.pk)
     request = PaymentRequest.objects.get(creditor=creditor, reference="INV-1001")
     event = Event.objects.get(type="payment_request.created", payload__payment_request_id=request.pk)
     assert event.payload["pay_url"] == request.pay_url
     assert event.payload["invoice_ids"] == [request.invoices.get().pk]
     assert event.dispatched_at is None
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_set_based_engine_writes_a_big_file_chunk_by_chunk(creditor, monkeypatch):
+    """Invoices, requests, links and events are written in chunks of rows: with a chunk of one
+    row, every row is its own round, and the result is still the services' one."""
+    from connectors.importing import writer
+    from tests.factories import CreditorFactory
+
+    monkeypatch.setattr(writer, "CHUNK_ROWS", 1)
+    other = CreditorFactory()
+    for name in ("sage_cp1252_semicolon.csv", "utf8_bom_english.csv"):
+        job = run_file(creditor, name, engine="postgres")
+        assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+        run_file(other, name, engine="orm")
+
+    assert event_shape(creditor.pk) == event_shape(other.pk)
+    invoices = Invoice.objects.filter(creditor=creditor)
+    assert invoices.count() == Invoice.objects.filter(creditor=other).count() > 3
+    for invoice in invoices:
+        request = PaymentRequest.objects.get(creditor=creditor, reference=invoice.external_ref)
+        assert list(request.invoices.all()) == [invoice]
+        assert (request.amount, request.customer_id) == (invoice.amount_total, invoice.customer_id)
+    # Event ids follow the objects' ids, as when they are created one by one.
+    created = Event.objects.filter(creditor_id=creditor.pk, type="invoice.created").order_by("id")
+    assert [e.payload["invoice_id"] for e in created] == sorted(e.payload["invoice_id"] for e in created)
 
 
 @pytest.mark.django_db
