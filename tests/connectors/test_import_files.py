@@ -338,3 +338,29 @@ def test_rows_that_would_break_existing_invoices_are_row_errors(creditor, engine
     assert Invoice.objects.get(external_ref="INV-1002").customer.external_ref == "cus_bob"
     assert [line.split(",")[0] for line in
             job.return_file.open("rb").read().decode("utf-8-sig").splitlines()] == ["external_ref", "INV-1003"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_tables_an_import_writes_carry_no_redundant_index():
+    """Every index is written for every imported row: none may be a leading part of another
+    one of its table (same columns first: the longer one serves the same lookups), which is
+    also what Django's extra varchar_pattern_ops index of an indexed CharField is."""
+    from django.db import connection
+
+    tables = [model._meta.db_table for model in (Customer, Invoice, PaymentRequest, Event, EventSubject)]
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            SELECT t.relname, i.relname, x.indkey::text
+            FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+            WHERE t.relname = ANY(%s) AND x.indpred IS NULL AND x.indexprs IS NULL""", [tables])
+        rows = cursor.fetchall()
+    redundant = []
+    for table, name, key in rows:
+        columns = key.split()
+        for other_table, other_name, other_key in rows:
+            other = other_key.split()
+            if other_table == table and other_name != name and other[:len(columns)] == columns \
+                    and (len(other) > len(columns) or name > other_name):
+                redundant.append((name, other_name))
+    assert redundant == []
