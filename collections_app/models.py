@@ -112,8 +112,10 @@ class Creditor(TimeStamped):
 class Customer(TimeStamped):
     """A debtor of one creditor, identified by the creditor's own reference."""
 
+    # Not indexed alone: the unique (creditor, external_ref) index starts with it, and an
+    # import writes every index of every row it creates.
     creditor = models.ForeignKey(Creditor, on_delete=models.PROTECT, related_name="customers",
-                                 verbose_name=_("creditor"))
+                                 verbose_name=_("creditor"), db_index=False)
     external_ref = models.CharField(_("external reference"), max_length=64)
     name = models.CharField(_("name"), max_length=140)
     company_name = models.CharField(_("company"), max_length=140, blank=True)
@@ -156,10 +158,11 @@ class Invoice(TimeStamped):
 
     OPEN_STATUSES = (Status.OPEN, Status.PARTIALLY_PAID)
 
+    # Not indexed alone: invoice_ref_per_creditor and invoice_customer_status_idx start with them.
     creditor = models.ForeignKey(Creditor, on_delete=models.PROTECT, related_name="invoices",
-                                 verbose_name=_("creditor"))
+                                 verbose_name=_("creditor"), db_index=False)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices",
-                                 verbose_name=_("customer"))
+                                 verbose_name=_("customer"), db_index=False)
     external_ref = models.CharField(_("invoice number"), max_length=64)
     description = models.CharField(_("description"), max_length=255, blank=True)
     currency = CurrencyField()
@@ -206,8 +209,9 @@ class PaymentRequest(TimeStamped):
 
     OPEN_STATUSES = (Status.OPEN, Status.PARTIALLY_PAID)
 
+    # Not indexed alone: payment_request_ref_per_creditor starts with it.
     creditor = models.ForeignKey(Creditor, on_delete=models.PROTECT, related_name="payment_requests",
-                                 verbose_name=_("creditor"))
+                                 verbose_name=_("creditor"), db_index=False)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payment_requests",
                                  verbose_name=_("customer"))
     invoices = models.ManyToManyField(Invoice, related_name="payment_requests", blank=True,

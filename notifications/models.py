@@ -41,7 +41,8 @@ class Event(models.Model):
 class EventSubject(models.Model):
     """Which objects an event is about: drives the timelines shown in the admin."""
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="subjects")
+    # Not indexed alone: event_subject_unique (event, kind, object_id) starts with it.
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="subjects", db_index=False)
     kind = models.CharField(max_length=40)
     object_id = models.BigIntegerField()
 

@@ -175,6 +175,21 @@ def test_changed_rows_update_through_the_services(creditor, engine, tmp_path):
     assert Event.objects.filter(type="invoice.updated", payload__invoice_external_ref="INV-1001").count() == 1
 
 
+def event_shape(creditor_id):
+    """A creditor's events without ids and tokens: (type, payload, subject kinds), in a stable order."""
+    events = Event.objects.filter(creditor_id=creditor_id).exclude(type__startswith="invoice_import.")
+    result = []
+    for event in events.order_by("type", "payload__invoice_external_ref", "payload__reference",
+                                 "payload__customer_external_ref", "id"):
+        payload = dict(event.payload)
+        for key in ("customer_id", "invoice_id", "payment_request_id", "invoice_ids", "pay_url",
+                    "short_reference", "expires_at"):
+            payload.pop(key, None)
+        kinds = sorted(EventSubject.objects.filter(event=event).values_list("kind", flat=True))
+        result.append((event.type, payload, kinds))
+    return result
+
+
 @pytest.mark.django_db
 @pytest.mark.postgres
 def test_set_based_events_look_like_the_services_ones(creditor):
@@ -186,24 +201,39 @@ def test_set_based_events_look_like_the_services_ones(creditor):
     run_file(creditor, "utf8_bom_english.csv", engine="postgres")
     run_file(other, "utf8_bom_english.csv", engine="orm")
 
-    def shape(creditor_id):
-        events = Event.objects.filter(creditor_id=creditor_id).exclude(type__startswith="invoice_import.")
-        result = []
-        for event in events.order_by("type", "payload__customer_external_ref", "id"):
-            payload = dict(event.payload)
-            for key in ("customer_id", "invoice_id", "payment_request_id", "invoice_ids", "pay_url",
-                        "short_reference", "expires_at"):
-                payload.pop(key, None)
-            kinds = sorted(EventSubject.objects.filter(event=event).values_list("kind", flat=True))
-            result.append((event.type, payload, kinds))
-        return result
-
-    assert shape(creditor.pk) == shape(other.pk)
+    assert event_shape(creditor.pk) == event_shape(other.pk)
     request = PaymentRequest.objects.get(creditor=creditor, reference="INV-1001")
     event = Event.objects.get(type="payment_request.created", payload__payment_request_id=request.pk)
     assert event.payload["pay_url"] == request.pay_url
     assert event.payload["invoice_ids"] == [request.invoices.get().pk]
     assert event.dispatched_at is None
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_set_based_engine_writes_a_big_file_chunk_by_chunk(creditor, monkeypatch):
+    """Invoices, requests, links and events are written in chunks of rows: with a chunk of one
+    row, every row is its own round, and the result is still the services' one."""
+    from connectors.importing import writer
+    from tests.factories import CreditorFactory
+
+    monkeypatch.setattr(writer, "CHUNK_ROWS", 1)
+    other = CreditorFactory()
+    for name in ("sage_cp1252_semicolon.csv", "utf8_bom_english.csv"):
+        job = run_file(creditor, name, engine="postgres")
+        assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+        run_file(other, name, engine="orm")
+
+    assert event_shape(creditor.pk) == event_shape(other.pk)
+    invoices = Invoice.objects.filter(creditor=creditor)
+    assert invoices.count() == Invoice.objects.filter(creditor=other).count() > 3
+    for invoice in invoices:
+        request = PaymentRequest.objects.get(creditor=creditor, reference=invoice.external_ref)
+        assert list(request.invoices.all()) == [invoice]
+        assert (request.amount, request.customer_id) == (invoice.amount_total, invoice.customer_id)
+    # Event ids follow the objects' ids, as when they are created one by one.
+    created = Event.objects.filter(creditor_id=creditor.pk, type="invoice.created").order_by("id")
+    assert [e.payload["invoice_id"] for e in created] == sorted(e.payload["invoice_id"] for e in created)
 
 
 @pytest.mark.django_db
@@ -308,3 +338,29 @@ def test_rows_that_would_break_existing_invoices_are_row_errors(creditor, engine
     assert Invoice.objects.get(external_ref="INV-1002").customer.external_ref == "cus_bob"
     assert [line.split(",")[0] for line in
             job.return_file.open("rb").read().decode("utf-8-sig").splitlines()] == ["external_ref", "INV-1003"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_tables_an_import_writes_carry_no_redundant_index():
+    """Every index is written for every imported row: none may be a leading part of another
+    one of its table (same columns first: the longer one serves the same lookups), which is
+    also what Django's extra varchar_pattern_ops index of an indexed CharField is."""
+    from django.db import connection
+
+    tables = [model._meta.db_table for model in (Customer, Invoice, PaymentRequest, Event, EventSubject)]
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            SELECT t.relname, i.relname, x.indkey::text
+            FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+            WHERE t.relname = ANY(%s) AND x.indpred IS NULL AND x.indexprs IS NULL""", [tables])
+        rows = cursor.fetchall()
+    redundant = []
+    for table, name, key in rows:
+        columns = key.split()
+        for other_table, other_name, other_key in rows:
+            other = other_key.split()
+            if other_table == table and other_name != name and other[:len(columns)] == columns \
+                    and (len(other) > len(columns) or name > other_name):
+                redundant.append((name, other_name))
+    assert redundant == []
