@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from collections_app import services
 from collections_app.api.auth import api_key_create, api_key_revoke
-from collections_app.errors import DomainError
+from collections_app.errors import DomainError, ValidationFailed
 from collections_app.models import (
     ApiKey,
     Creditor,
@@ -313,8 +313,9 @@ class InstallmentInline(admin.TabularInline):
 @admin.register(InstallmentPlan)
 class InstallmentPlanAdmin(TimelineMixin, admin.ModelAdmin):
     timeline_kind = "instalment_plan"
-    list_display = ["id", "customer", "method", "total_amount", "currency", "status", "origin", "created_at"]
-    list_filter = ["status", "method", "origin", "creditor"]
+    list_display = ["id", "customer", "method", "total_amount", "currency", "recurrence_months", "status", "origin",
+                    "created_at"]
+    list_filter = ["status", "method", "origin", "creditor", ("recurrence_months", admin.EmptyFieldListFilter)]
     search_fields = ["customer__name", "customer__email", "customer__external_ref", "payment_request__reference"]
     raw_id_fields = ["customer", "payment_request", "mandate", "saved_card"]
     readonly_fields = ["status", "total_amount", "timeline", "created_at", "updated_at"]
@@ -361,6 +362,18 @@ class InstallmentPlanAdmin(TimelineMixin, admin.ModelAdmin):
                 lines.append((cleaned["due_date"], cleaned["amount"]))
         lines.sort()
         try:
+            if data.get("recurrence_months"):
+                # A recurring payment: the first line gives the first collection (date and amount).
+                if not lines:
+                    raise ValidationFailed(_("Give the first collection as the first instalment line."),
+                                           field="schedule")
+                plan = services.recurring_plan_create(
+                    customer=data["customer"], method=data["method"], amount=data.get("recurring_amount") or lines[0][1],
+                    first_due_date=lines[0][0], every_months=data["recurrence_months"], ends_on=data.get("ends_on"),
+                    mandate=data.get("mandate"), saved_card=data.get("saved_card"),
+                    origin=InstallmentPlan.Origin.OPERATOR, created_by=request.user, currency=data.get("currency"))
+                form.instance.pk = form.instance.id = plan.pk
+                return
             plan = services.installment_plan_create(
                 customer=data["customer"], method=data["method"], schedule=lines,
                 payment_request=data.get("payment_request"), mandate=data.get("mandate"),

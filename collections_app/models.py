@@ -361,6 +361,13 @@ class InstallmentPlan(TimeStamped):
                               db_index=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
                                    related_name="+")
+    # A recurring payment (subscription, monthly fee) is a plan that keeps scheduling its next
+    # instalment: the collection run, card charges, retries and suspension then apply unchanged.
+    recurrence_months = models.PositiveSmallIntegerField(
+        _("recurs every (months)"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(12)],
+        help_text=_("Empty for a fixed schedule."))
+    recurring_amount = MoneyField(_("recurring amount"), null=True, blank=True)
+    ends_on = models.DateField(_("last collection on or before"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -927,6 +927,98 @@ def installment_plan_create(*, customer: Customer, method: str, schedule: Sequen
     return plan
 
 
+@transaction.atomic
+def recurring_plan_create(*, customer: Customer, method: str, amount: Any, first_due_date: dt.date,
+                          every_months: int = 1, ends_on: dt.date | None = None, mandate: Mandate | None = None,
+                          saved_card: SavedCard | None = None, currency: str | None = None,
+                          origin: str = InstallmentPlan.Origin.OPERATOR, created_by: Any = None,
+                          today: dt.date | None = None) -> InstallmentPlan:
+    """A recurring payment (a monthly fee, a subscription) collected by SEPA direct debit or card
+    on file: the same amount every `every_months` months from `first_due_date`, until `ends_on`
+    or cancellation. Its instalments are scheduled ahead by recurring_plans_extend."""
+    if method not in (PaymentMethod.CARD, PaymentMethod.SEPA_DD):
+        raise ValidationFailed(_("Recurring payments are collected by card or SEPA direct debit."), field="method")
+    if method == PaymentMethod.SEPA_DD and mandate is None:
+        raise ValidationFailed(_("A recurring direct debit needs a mandate."), field="mandate")
+    if method == PaymentMethod.CARD and saved_card is None:
+        raise ValidationFailed(_("A recurring card payment needs a saved card."), field="saved_card")
+    if not 1 <= every_months <= 12:
+        raise ValidationFailed(_("A payment recurs every 1 to 12 months."), field="every_months")
+    if ends_on is not None and ends_on < first_due_date:
+        raise ValidationFailed(_("The end date is before the first collection."), field="ends_on")
+    if mandate is not None and (mandate.customer_id != customer.pk or mandate.status != Mandate.Status.ACTIVE):
+        raise ValidationFailed(_("The mandate is not an active mandate of this customer."), field="mandate")
+    if saved_card is not None and (saved_card.customer_id != customer.pk
+                                   or saved_card.status != SavedCard.Status.ACTIVE):
+        raise ValidationFailed(_("The card is not an active card of this customer."), field="saved_card")
+    currency = _currency(currency, customer.currency)
+    amount = _positive_amount(amount, currency)
+    plan = InstallmentPlan.objects.create(
+        creditor_id=customer.creditor_id, customer=customer, method=method, mandate=mandate, saved_card=saved_card,
+        currency=currency, total_amount=amount, origin=origin, recurrence_months=every_months,
+        recurring_amount=amount, ends_on=ends_on, created_by=created_by if getattr(created_by, "pk", None) else None)
+    Installment.objects.create(plan=plan, sequence=1, due_date=first_due_date, amount=amount, currency=currency)
+    _recurring_extend(plan, horizon=(today or timezone.localdate()) + dt.timedelta(days=RECURRING_HORIZON_DAYS))
+    event_emit(type="instalment_plan.created", creditor_id=plan.creditor_id, payload=payloads.plan_payload(plan),
+               subjects={"instalment_plan": plan.pk, "customer": customer.pk})
+    return plan
+
+
+# Far enough ahead for the pre-notification (14 days) and the SEPA lead times.
+RECURRING_HORIZON_DAYS = 45
+
+
+def _recurring_due_date(plan: InstallmentPlan, sequence: int, first: dt.date) -> dt.date:
+    return _add_months(first, (sequence - 1) * plan.recurrence_months)
+
+
+def _recurring_has_more(plan: InstallmentPlan) -> bool:
+    """A recurring plan is only complete once its end date leaves no further collection."""
+    if not plan.recurrence_months:
+        return False
+    if plan.ends_on is None:
+        return True
+    last = plan.installments.order_by("-sequence").first()
+    first = plan.installments.order_by("sequence").first()
+    return _recurring_due_date(plan, last.sequence + 1, first.due_date) <= plan.ends_on
+
+
+def _recurring_extend(plan: InstallmentPlan, *, horizon: dt.date) -> list[Installment]:
+    installments = list(plan.installments.order_by("sequence"))
+    first, last = installments[0], installments[-1]
+    created = []
+    sequence = last.sequence
+    while True:
+        due = _recurring_due_date(plan, sequence + 1, first.due_date)
+        if due > horizon or (plan.ends_on is not None and due > plan.ends_on):
+            break
+        sequence += 1
+        created.append(Installment(plan=plan, sequence=sequence, due_date=due, amount=plan.recurring_amount,
+                                   currency=plan.currency))
+    if created:
+        Installment.objects.bulk_create(created)
+        plan.total_amount = plan.total_amount + sum((i.amount for i in created), ZERO)
+        plan.save(update_fields=["total_amount", "updated_at"])
+    return created
+
+
+def recurring_plans_extend(*, today: dt.date | None = None) -> int:
+    """Schedule the next instalments of every active recurring plan up to the horizon. Safe to
+    run twice or in two workers: plans are claimed with SKIP LOCKED and (plan, sequence) is unique."""
+    horizon = (today or timezone.localdate()) + dt.timedelta(days=RECURRING_HORIZON_DAYS)
+    ids = list(InstallmentPlan.objects.filter(recurrence_months__isnull=False, status=InstallmentPlan.Status.ACTIVE)
+               .values_list("pk", flat=True).order_by("pk"))
+    count = 0
+    for pk in ids:
+        with transaction.atomic():
+            plan = (InstallmentPlan.objects.select_for_update(skip_locked=True)
+                    .filter(pk=pk, status=InstallmentPlan.Status.ACTIVE).first())
+            if plan is None:
+                continue
+            count += len(_recurring_extend(plan, horizon=horizon))
+    return count
+
+
 def _plan_set_status(plan: InstallmentPlan, *, to: str, allowed_from: Iterable[str], event_type: str,
                      **extra: Any) -> InstallmentPlan:
     plan = _lock(InstallmentPlan, plan.pk)
@@ -972,7 +1064,7 @@ def _installment_mark_paid(*, installment_id: int, payment: Payment) -> None:
                subjects={"installment": installment.pk, "instalment_plan": installment.plan_id,
                          "customer": payment.customer_id})
     plan = _lock(InstallmentPlan, installment.plan_id)
-    if plan.status == InstallmentPlan.Status.ACTIVE and not plan.installments.exclude(
+    if plan.status == InstallmentPlan.Status.ACTIVE and not _recurring_has_more(plan) and not plan.installments.exclude(
             status__in=[Installment.Status.PAID, Installment.Status.CANCELLED]).exists():
         _plan_set_status(plan, to=InstallmentPlan.Status.COMPLETED, allowed_from=[InstallmentPlan.Status.ACTIVE],
                          event_type="instalment_plan.completed")

@@ -17,6 +17,9 @@ SCHEDULES: list[dict] = [
     # issue 3: card checkouts left half done by a dead worker or an abandoned 3-D Secure page
     {"name": "recover-card-checkouts", "func": "collections_app.paypages.tasks.recover_card_checkouts",
      "schedule_type": Schedule.MINUTES, "minutes": 5},
+    # issue 5: recurring payments schedule their next instalments ahead of the collection runs
+    {"name": "extend-recurring-plans", "func": "collections_app.tasks.extend_recurring_plans",
+     "schedule_type": Schedule.DAILY},
     {"name": "expire-payment-requests", "func": "collections_app.tasks.expire_payment_requests",
      "schedule_type": Schedule.MINUTES, "minutes": 15},
     # issue 4: bank statements dropped in DROP_DIR/statements
