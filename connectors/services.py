@@ -20,6 +20,8 @@ from django.utils.translation import gettext as _
 from collections_app.errors import ValidationFailed
 from collections_app.models import Creditor, PaymentRequest
 from collections_app.selectors import transfer_beneficiary
+from collections_app.virtual_ibans.models import VirtualIBANRange
+from collections_app.virtual_ibans.services import virtual_iban_ensure
 from connectors.importing.normalise import RowError
 from connectors.importing.pipeline import ImportRun, run_import
 from connectors.importing.reader import ImportFileError, RowSource, dict_rows, open_rows
@@ -176,6 +178,9 @@ def request_details(*, creditor: Creditor, refs: Iterable[str], batch_size: int 
     transfer details (virtual IBAN when the reconciliation module gave one)."""
     refs = list(refs)
     found: dict[str, dict[str, Any]] = {}
+    # With a virtual IBAN range, what the outbox consumer has not allocated yet is allocated
+    # now: the ERP's mailing needs the virtual IBAN of every new customer or debt.
+    allocate_now = VirtualIBANRange.objects.filter(creditor=creditor, is_active=True).exists()
     for start in range(0, len(refs), batch_size):
         batch = refs[start:start + batch_size]
         requests = (PaymentRequest.objects.filter(creditor=creditor, invoices__external_ref__in=batch)
@@ -188,6 +193,8 @@ def request_details(*, creditor: Creditor, refs: Iterable[str], batch_size: int 
                 # The request made for this invoice (same reference) wins over a grouped one.
                 if current and current["reference"] == invoice.external_ref != request.reference:
                     continue
+                if allocate_now:
+                    virtual_iban_ensure(payment_request=request)
                 beneficiary = transfer_beneficiary(payment_request=request)
                 found[invoice.external_ref] = {
                     "external_ref": invoice.external_ref,

@@ -25,6 +25,7 @@ from collections_app.models import (
 from collections_app.money import CURRENCY_EXPONENTS, DECIMAL_PLACES, MAX_DIGITS
 from collections_app.selectors import transfer_beneficiary
 from collections_app.virtual_ibans.selectors import virtual_iban_for_customer
+from collections_app.virtual_ibans.services import virtual_iban_ensure
 from notifications.models import Event
 
 
@@ -194,7 +195,10 @@ class PaymentRequestSerializer(CreditorScopedMixin, serializers.ModelSerializer)
         customer = validated_data.pop("customer")
         if customer.creditor_id != creditor.pk:
             raise serializers.ValidationError({"customer": ["Unknown customer for this creditor."]})
-        return services.payment_request_create(creditor=creditor, customer=customer, **validated_data)
+        request = services.payment_request_create(creditor=creditor, customer=customer, **validated_data)
+        # The answer carries the transfer details: allocate the virtual IBAN now, not after commit.
+        virtual_iban_ensure(payment_request=request)
+        return request
 
     def update(self, instance, validated_data):
         raise serializers.ValidationError({"non_field_errors": [

@@ -11,7 +11,7 @@ from schwifty.exceptions import SchwiftyException
 
 from collections_app import payloads
 from collections_app.errors import InvalidTransition, ValidationFailed
-from collections_app.models import Customer, PaymentRequest
+from collections_app.models import Customer, PaymentMethod, PaymentRequest
 from collections_app.virtual_ibans.models import VirtualIBAN, VirtualIBANRange
 from notifications.services import event_emit
 
@@ -78,6 +78,18 @@ def virtual_iban_allocate(*, customer: Customer, payment_request: PaymentRequest
                subjects={"virtual_iban": viban.pk, "customer": customer.pk,
                          "payment_request": viban.payment_request_id})
     return viban
+
+
+def virtual_iban_ensure(*, payment_request: PaymentRequest) -> VirtualIBAN | None:
+    """Allocate now what the outbox consumer would allocate a moment later, for callers that
+    answer with the transfer details at once (the API, an import's return file). None when the
+    creditor has no active range or the request does not take transfers."""
+    mode = (VirtualIBANRange.objects.filter(creditor_id=payment_request.creditor_id, is_active=True)
+            .values_list("allocation_mode", flat=True).first())
+    if mode is None or PaymentMethod.TRANSFER not in (payment_request.allowed_methods or []):
+        return None
+    per_debt = mode == VirtualIBANRange.AllocationMode.PER_DEBT
+    return virtual_iban_allocate(customer=payment_request.customer, payment_request=payment_request if per_debt else None)
 
 
 @transaction.atomic

@@ -364,3 +364,27 @@ def test_tables_an_import_writes_carry_no_redundant_index():
                     and (len(other) > len(columns) or name > other_name):
                 redundant.append((name, other_name))
     assert redundant == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_return_file_carries_the_virtual_iban_of_every_new_customer(creditor, engine):
+    # given: a creditor whose debtors pay by transfer to virtual IBANs (one per customer)
+    import csv
+    import io
+
+    from schwifty import IBAN
+
+    from collections_app.virtual_ibans.models import VirtualIBAN, VirtualIBANRange
+
+    VirtualIBANRange.objects.create(creditor=creditor, country="FR", bank_code="30004", branch_code="00999",
+                                    account_prefix="9", account_length=11)
+    # when: a file of new customers is imported, before any worker has run
+    job = run_file(creditor, "utf8_bom_english.csv", engine=engine)
+    # then: every line of the return file has its customer's virtual IBAN, valid and allocated
+    rows = list(csv.DictReader(io.StringIO(job.return_file.open("rb").read().decode("utf-8-sig"))))
+    assert rows and all(row["virtual_iban"] for row in rows)
+    for row in rows:
+        IBAN(row["virtual_iban"])  # raises when invalid
+        invoice = Invoice.objects.get(creditor=creditor, external_ref=row["external_ref"])
+        assert VirtualIBAN.objects.get(customer=invoice.customer).iban == row["virtual_iban"]

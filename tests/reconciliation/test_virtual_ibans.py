@@ -11,7 +11,7 @@ from collections_app.selectors import transfer_beneficiary
 from collections_app.virtual_ibans.models import VirtualIBAN, VirtualIBANRange
 from collections_app.virtual_ibans.services import virtual_iban_allocate, virtual_iban_deactivate
 from notifications.dispatch import dispatch_pending
-from tests.factories import CreditorFactory, CustomerFactory, make_request
+from tests.factories import CreditorFactory, CustomerFactory, make_invoice, make_request
 
 pytestmark = pytest.mark.django_db
 
@@ -61,6 +61,22 @@ def test_auto_allocation_on_customer_creation_through_the_outbox(ranged, api):
     request = make_request(virtual.customer)
     body = api.get(f"/api/v1/payment-requests/{request.pk}/").json()
     assert body["transfer"]["iban"] == virtual.iban and body["transfer"]["virtual"] is True
+
+
+def test_a_payment_request_created_through_the_api_answers_with_its_virtual_iban(ranged, api):
+    VirtualIBANRange.objects.filter(creditor=ranged).update(allocation_mode="per_debt")
+    customer = CustomerFactory(creditor=ranged)
+    invoice = make_invoice(customer, amount="75.00")
+    # when: created, and answered before any worker ran the outbox
+    response = api.post("/api/v1/payment-requests/", {"customer": customer.pk, "invoices": [invoice.pk]},
+                        format="json")
+    # then
+    assert response.status_code == 201, response.content
+    body = response.json()
+    virtual = VirtualIBAN.objects.get(payment_request_id=body["id"])
+    assert body["transfer"] == {**body["transfer"], "iban": virtual.iban, "virtual": True}
+    dispatch_pending()  # the outbox consumer then finds it allocated: still one
+    assert VirtualIBAN.objects.filter(payment_request_id=body["id"]).count() == 1
 
 
 def test_range_without_valid_ibans_is_refused(creditor):
