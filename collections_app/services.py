@@ -228,6 +228,23 @@ def invoice_write_off(*, invoice: Invoice, max_amount: Decimal | None = None) ->
     return invoice
 
 
+@transaction.atomic
+def invoice_write_off_reverse(*, invoice: Invoice) -> Invoice:
+    """Take a write-off back (e.g. the payment it completed was unmatched): the written-off
+    balance is due again and the invoice reopens."""
+    invoice = _lock(Invoice, invoice.pk)
+    previous = _check_transition(invoice, to="open", allowed_from=[Invoice.Status.WRITTEN_OFF])
+    amount = invoice.amount_written_off
+    invoice.amount_written_off = ZERO
+    invoice.status = Invoice.Status.OPEN
+    _invoice_refresh_status(invoice)
+    invoice.save(update_fields=["amount_written_off", "status", "paid_at", "updated_at"])
+    event_emit(type="invoice.write_off_reversed", creditor_id=invoice.creditor_id,
+               payload={**payloads.invoice_payload(invoice, previous), "written_off_amount": amount},
+               subjects={"invoice": invoice.pk, "customer": invoice.customer_id})
+    return invoice
+
+
 def _invoice_refresh_status(invoice: Invoice) -> None:
     if invoice.status in (Invoice.Status.CANCELLED, Invoice.Status.WRITTEN_OFF):
         return

@@ -45,6 +45,8 @@ register("invoice.paid", "The invoice is fully paid.", _INVOICE)
 register("invoice.reopened", "A reversed allocation re-opened a paid invoice.", _INVOICE)
 register("invoice.cancelled", "The invoice was cancelled.", _INVOICE)
 register("invoice.written_off", "The remaining balance was written off.", _INVOICE + ("written_off_amount",))
+register("invoice.write_off_reversed", "A write-off was taken back: the balance is due again.",
+         _INVOICE + ("written_off_amount",))
 
 # payment requests
 _REQUEST = ("payment_request_id", "reference", "short_reference", "pay_url", "status", "previous_status",

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from collections_app.errors import InvalidTransition, ValidationFailed
 from collections_app.models import Creditor, Customer, Invoice, Payment
 from collections_app.money import round_money
-from collections_app.services import AllocationLine, payment_reverse
+from collections_app.services import AllocationLine, invoice_write_off_reverse, payment_reverse
 from reconciliation.allocation import Target, allocate
 from reconciliation.events import transaction_event
 from reconciliation.imports import ImportResult, statement_import  # noqa: F401 - the app's entry points
@@ -73,6 +73,11 @@ def match_reverse(*, match: Match, user: Any = None) -> BankTransaction:
     if match.status != Match.Status.ACTIVE:
         raise InvalidTransition(_("This match is already reversed."))
     tx = _lock_tx(match.transaction)
+    if match.written_off and match.payment_id:
+        # The tolerance write-off came with this transfer: it goes with it.
+        for invoice in (Invoice.objects.filter(allocations__payment_id=match.payment_id,
+                                               status=Invoice.Status.WRITTEN_OFF).order_by("pk")):
+            invoice_write_off_reverse(invoice=invoice)
     for payment in (match.excess_payment, match.payment):
         if payment is not None and payment.status == Payment.Status.SUCCEEDED:
             payment_reverse(payment=payment, reason_code=UNMATCH_REASON,

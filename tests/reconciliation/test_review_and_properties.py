@@ -139,3 +139,20 @@ def test_dunning_waits_for_a_transfer_in_the_review_queue(world):
     paused = paused_invoices([world.bernard_open.pk, world.martin_inv.pk], dt.date(2024, 3, 10))
     assert world.bernard_open.pk in paused and "150.00" in paused[world.bernard_open.pk]
     assert "transfer" not in paused.get(world.martin_inv.pk, "")  # other pauses (credit balance) may apply
+
+
+def test_unmatching_a_transfer_takes_its_write_off_back(world):
+    # given: the batch's 79.50 for an 80.00 invoice, the 0.50 written off under the tolerance
+    statement_import(source=sample("camt053_v02_bnp.xml"))
+    world.curie_2.refresh_from_db()
+    assert (world.curie_2.status, world.curie_2.amount_written_off) == (Invoice.Status.WRITTEN_OFF, Decimal("0.50"))
+    match = Match.objects.get(transaction__amount=Decimal("79.50"), status=Match.Status.ACTIVE)
+    assert match.written_off == Decimal("0.50")
+    # when
+    match_reverse(match=match)
+    # then: the whole invoice is due again, and the timeline says why
+    world.curie_2.refresh_from_db()
+    assert world.curie_2.status == Invoice.Status.OPEN
+    assert (world.curie_2.amount_paid, world.curie_2.amount_written_off) == (Decimal("0.00"), Decimal("0.00"))
+    event = Event.objects.get(type="invoice.write_off_reversed")
+    assert event.payload["written_off_amount"] == "0.50" and event.payload["previous_status"] == "written_off"
