@@ -21,7 +21,7 @@ from collections_app.errors import ValidationFailed
 from collections_app.models import Creditor, PaymentRequest
 from collections_app.selectors import transfer_beneficiary
 from collections_app.virtual_ibans.models import VirtualIBANRange
-from collections_app.virtual_ibans.services import virtual_iban_ensure
+from collections_app.virtual_ibans.services import virtual_ibans_ensure_bulk
 from connectors.importing.normalise import RowError
 from connectors.importing.pipeline import ImportRun, run_import
 from connectors.importing.reader import ImportFileError, RowSource, dict_rows, open_rows
@@ -183,8 +183,10 @@ def request_details(*, creditor: Creditor, refs: Iterable[str], batch_size: int 
     allocate_now = VirtualIBANRange.objects.filter(creditor=creditor, is_active=True).exists()
     for start in range(0, len(refs), batch_size):
         batch = refs[start:start + batch_size]
-        requests = (PaymentRequest.objects.filter(creditor=creditor, invoices__external_ref__in=batch)
-                    .select_related("creditor").prefetch_related("invoices").order_by("id"))
+        requests = list(PaymentRequest.objects.filter(creditor=creditor, invoices__external_ref__in=batch)
+                        .select_related("creditor").prefetch_related("invoices").order_by("id"))
+        if allocate_now:
+            virtual_ibans_ensure_bulk(creditor_id=creditor.pk, payment_requests=requests)
         for request in requests:
             for invoice in request.invoices.all():
                 if invoice.external_ref not in batch:
@@ -193,8 +195,6 @@ def request_details(*, creditor: Creditor, refs: Iterable[str], batch_size: int 
                 # The request made for this invoice (same reference) wins over a grouped one.
                 if current and current["reference"] == invoice.external_ref != request.reference:
                     continue
-                if allocate_now:
-                    virtual_iban_ensure(payment_request=request)
                 beneficiary = transfer_beneficiary(payment_request=request)
                 found[invoice.external_ref] = {
                     "external_ref": invoice.external_ref,

@@ -1,6 +1,7 @@
 """Allocation and deactivation of virtual IBANs."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -13,7 +14,7 @@ from collections_app import payloads
 from collections_app.errors import InvalidTransition, ValidationFailed
 from collections_app.models import Customer, PaymentMethod, PaymentRequest
 from collections_app.virtual_ibans.models import VirtualIBAN, VirtualIBANRange
-from notifications.services import event_emit
+from notifications.services import event_emit, events_emit_bulk
 
 
 def virtual_iban_build(*, range: VirtualIBANRange, number: int) -> str:  # noqa: A002 - the model's name
@@ -90,6 +91,42 @@ def virtual_iban_ensure(*, payment_request: PaymentRequest) -> VirtualIBAN | Non
         return None
     per_debt = mode == VirtualIBANRange.AllocationMode.PER_DEBT
     return virtual_iban_allocate(customer=payment_request.customer, payment_request=payment_request if per_debt else None)
+
+
+@transaction.atomic
+def virtual_ibans_ensure_bulk(*, creditor_id: int, payment_requests: Sequence[PaymentRequest]) -> int:
+    """virtual_iban_ensure for many requests of one creditor (an import's return file): one range
+    lock, the numbers drawn in sequence, the rows and their events written in bulk. Returns how
+    many were allocated."""
+    range_ = VirtualIBANRange.objects.select_for_update().filter(creditor_id=creditor_id, is_active=True).first()
+    if range_ is None:
+        return 0
+    wanted = {r.pk: r for r in payment_requests if PaymentMethod.TRANSFER in (r.allowed_methods or [])}
+    if range_.allocation_mode == VirtualIBANRange.AllocationMode.PER_DEBT:
+        have = set(VirtualIBAN.objects.filter(payment_request_id__in=list(wanted), status=VirtualIBAN.Status.ACTIVE)
+                   .values_list("payment_request_id", flat=True))
+        targets = [(wanted[pk].customer_id, pk) for pk in sorted(wanted) if pk not in have]
+    else:
+        customer_ids = {r.customer_id for r in wanted.values()}
+        have = set(VirtualIBAN.objects.filter(customer_id__in=customer_ids, payment_request__isnull=True,
+                                              status=VirtualIBAN.Status.ACTIVE).values_list("customer_id", flat=True))
+        targets = [(customer_id, None) for customer_id in sorted(customer_ids - have)]
+    if not targets:
+        return 0
+    first = range_.next_number
+    created = VirtualIBAN.objects.bulk_create([
+        VirtualIBAN(range=range_, creditor_id=creditor_id, customer_id=customer_id, payment_request_id=request_id,
+                    number=first + offset, iban=virtual_iban_build(range=range_, number=first + offset))
+        for offset, (customer_id, request_id) in enumerate(targets)], batch_size=5000)
+    range_.next_number = first + len(targets)
+    range_.save(update_fields=["next_number", "updated_at"])
+    customers = Customer.objects.in_bulk({customer_id for customer_id, _r in targets})
+    for viban in created:
+        viban.customer = customers[viban.customer_id]
+    events_emit_bulk([("virtual_iban.allocated", creditor_id, _payload(viban),
+                       {"virtual_iban": viban.pk, "customer": viban.customer_id,
+                        "payment_request": viban.payment_request_id}) for viban in created])
+    return len(created)
 
 
 @transaction.atomic

@@ -388,3 +388,26 @@ def test_the_return_file_carries_the_virtual_iban_of_every_new_customer(creditor
         IBAN(row["virtual_iban"])  # raises when invalid
         invoice = Invoice.objects.get(creditor=creditor, external_ref=row["external_ref"])
         assert VirtualIBAN.objects.get(customer=invoice.customer).iban == row["virtual_iban"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_per_debt_virtual_ibans_are_allocated_once_for_the_return_file(creditor, engine):
+    import csv
+    import io
+
+    from collections_app.virtual_ibans.models import VirtualIBAN, VirtualIBANRange
+    from notifications.dispatch import dispatch_pending
+
+    VirtualIBANRange.objects.create(creditor=creditor, country="FR", bank_code="30004", branch_code="00999",
+                                    account_prefix="9", account_length=11, allocation_mode="per_debt")
+    job = run_file(creditor, "utf8_bom_english.csv", engine=engine)
+    rows = list(csv.DictReader(io.StringIO(job.return_file.open("rb").read().decode("utf-8-sig"))))
+    # one virtual IBAN per debt, numbered in sequence, each announced by its event
+    assert len({row["virtual_iban"] for row in rows}) == len(rows) == VirtualIBAN.objects.count()
+    numbers = sorted(VirtualIBAN.objects.values_list("number", flat=True))
+    assert numbers == list(range(1, len(rows) + 1))
+    assert Event.objects.filter(type="virtual_iban.allocated").count() == len(rows)
+    # the outbox consumer, running afterwards, finds them there
+    dispatch_pending()
+    assert VirtualIBAN.objects.count() == len(rows)
