@@ -36,11 +36,13 @@ from collections_app.errors import AmountExceedsBalance, InvalidTransition, Vali
 from collections_app.models import Customer, Invoice, Payment, PaymentAllocation, PaymentMethod, PaymentRequest
 from collections_app.money import round_money
 from collections_app.services import (
-    _INVOICE_STATUS_EVENTS,
     _currency,
     _invoice_refresh_status,
     _positive_amount,
     _request_refresh_status,
+    invoice_status_event_type,
+    request_follow_invoices,
+    request_status_event_type,
 )
 from notifications.services import events_emit_bulk
 
@@ -165,17 +167,11 @@ class PaymentLedger:
 
         for request_id in sorted({r for i in invoice_ids for r in self.invoice_request_ids.get(i, ())}):
             request = self.requests[request_id]
-            open_left = any(still_open(i) for i in self.request_invoice_ids[request_id])
             previous = request.status
-            if request.status in PaymentRequest.OPEN_STATUSES and not open_left:
-                request.status = PaymentRequest.Status.PAID
-                request.paid_at = timezone.now()
-            elif request.status == PaymentRequest.Status.PAID and open_left and request.amount_paid < request.amount:
-                _request_refresh_status(request)
-            else:
-                continue
-            self._dirty_requests.add(request_id)
-            self._request_emit_status_change(request, previous)
+            open_left = any(still_open(i) for i in self.request_invoice_ids[request_id])
+            if request_follow_invoices(request, open_left=open_left):
+                self._dirty_requests.add(request_id)
+                self._request_emit_status_change(request, previous)
 
     # ----------------------------------------------------------------------- reads
 
@@ -231,16 +227,9 @@ class PaymentLedger:
                 "installment": None, "instalment_plan": None, "invoice": invoice_ids}
 
     def _request_emit_status_change(self, request: PaymentRequest, previous: str) -> None:
-        if request.status == previous:
+        event_type = request_status_event_type(request, previous)
+        if event_type is None:
             return
-        if request.status == PaymentRequest.Status.PAID:
-            event_type = "payment_request.paid"
-        elif request.status == PaymentRequest.Status.PARTIALLY_PAID and previous != PaymentRequest.Status.PAID:
-            event_type = "payment_request.partially_paid"
-        elif request.status == PaymentRequest.Status.EXPIRED:
-            event_type = "payment_request.expired"
-        else:
-            event_type = "payment_request.reopened"
         invoices = self.request_invoices(request.pk)
         self.event_add(type=event_type, creditor_id=request.creditor_id,
                        payload=payloads.payment_request_payload(request, previous, invoices=invoices),
@@ -248,14 +237,9 @@ class PaymentLedger:
                                  "invoice": [i.pk for i in invoices]})
 
     def _invoice_emit_status_change(self, invoice: Invoice, previous: str) -> None:
-        if invoice.status == previous:
+        event_type = invoice_status_event_type(invoice, previous)
+        if event_type is None:
             return
-        if invoice.status in _INVOICE_STATUS_EVENTS and not (
-            previous == Invoice.Status.PAID and invoice.status == Invoice.Status.PARTIALLY_PAID
-        ):
-            event_type = _INVOICE_STATUS_EVENTS[invoice.status]
-        else:
-            event_type = "invoice.reopened"
         self.event_add(type=event_type, creditor_id=invoice.creditor_id,
                        payload=payloads.invoice_payload(invoice, previous),
                        subjects={"invoice": invoice.pk, "customer": invoice.customer_id})

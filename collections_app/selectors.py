@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import F, Sum
 
 from collections_app.models import Customer, Invoice, PaymentRequest
-from collections_app.virtual_ibans.selectors import virtual_iban_for_request
+from collections_app.virtual_ibans.selectors import virtual_ibans_for_requests
 
 
 def customer_open_balance(*, customer: Customer) -> Decimal:
@@ -31,12 +32,16 @@ def transfer_beneficiary(*, payment_request: PaymentRequest) -> TransferBenefici
     """The one place that says where a transfer for this request goes: pay pages, QR codes,
     exports and return files all ask here. The request's (or its customer's) virtual IBAN when
     one is allocated, otherwise the creditor's own account, with the short reference to quote."""
-    creditor = payment_request.creditor
-    virtual = virtual_iban_for_request(payment_request=payment_request)
-    return TransferBeneficiary(
-        name=creditor.legal_name or creditor.name,
-        iban=virtual.iban if virtual else creditor.iban,
-        bic=creditor.bic,
-        reference=payment_request.short_reference,
-        virtual=virtual is not None,
-    )
+    return transfer_beneficiaries(payment_requests=[payment_request])[payment_request.pk]
+
+
+def transfer_beneficiaries(*, payment_requests: Sequence[PaymentRequest]) -> dict[int, TransferBeneficiary]:
+    """transfer_beneficiary for many requests (with their creditor loaded), set-based."""
+    virtual = virtual_ibans_for_requests(payment_requests=payment_requests)
+    result = {}
+    for request in payment_requests:
+        creditor, own = request.creditor, virtual.get(request.pk)
+        result[request.pk] = TransferBeneficiary(
+            name=creditor.legal_name or creditor.name, iban=own.iban if own else creditor.iban, bic=creditor.bic,
+            reference=request.short_reference, virtual=own is not None)
+    return result

@@ -265,15 +265,21 @@ _INVOICE_STATUS_EVENTS = {
 }
 
 
-def _invoice_emit_status_change(invoice: Invoice, previous: str) -> None:
+def invoice_status_event_type(invoice: Invoice, previous: str) -> str | None:
+    """The event an invoice's status change writes (None: no change). Shared with collections_app.bulk."""
     if invoice.status == previous:
-        return
+        return None
     if invoice.status in _INVOICE_STATUS_EVENTS and not (
         previous == Invoice.Status.PAID and invoice.status == Invoice.Status.PARTIALLY_PAID
     ):
-        event_type = _INVOICE_STATUS_EVENTS[invoice.status]
-    else:
-        event_type = "invoice.reopened"
+        return _INVOICE_STATUS_EVENTS[invoice.status]
+    return "invoice.reopened"
+
+
+def _invoice_emit_status_change(invoice: Invoice, previous: str) -> None:
+    event_type = invoice_status_event_type(invoice, previous)
+    if event_type is None:
+        return
     event_emit(type=event_type, creditor_id=invoice.creditor_id,
                payload=payloads.invoice_payload(invoice, previous),
                subjects={"invoice": invoice.pk, "customer": invoice.customer_id})
@@ -604,30 +610,43 @@ def _requests_follow_invoices(*, invoice_ids: Sequence[int], exclude_request_id:
         links = links.exclude(paymentrequest_id=exclude_request_id)
     request_ids = sorted(set(links.values_list("paymentrequest_id", flat=True)))
     for request in PaymentRequest.objects.select_for_update().filter(pk__in=request_ids).order_by("pk"):
-        open_left = request.invoices.filter(status__in=Invoice.OPEN_STATUSES).exists()
         previous = request.status
-        if request.status in PaymentRequest.OPEN_STATUSES and not open_left:
-            request.status = PaymentRequest.Status.PAID
-            request.paid_at = timezone.now()
-        elif request.status == PaymentRequest.Status.PAID and open_left and request.amount_paid < request.amount:
-            _request_refresh_status(request)
-        else:
-            continue
-        request.save(update_fields=["status", "paid_at", "updated_at"])
-        _request_emit_status_change(request, previous)
+        if request_follow_invoices(request, open_left=request.invoices.filter(
+                status__in=Invoice.OPEN_STATUSES).exists()):
+            request.save(update_fields=["status", "paid_at", "updated_at"])
+            _request_emit_status_change(request, previous)
+
+
+def request_follow_invoices(request: PaymentRequest, *, open_left: bool) -> bool:
+    """In memory: a request whose invoices are all settled is paid; a paid one whose invoices
+    reopen (and that its own payments do not cover) opens again. True when it changed."""
+    if request.status in PaymentRequest.OPEN_STATUSES and not open_left:
+        request.status = PaymentRequest.Status.PAID
+        request.paid_at = timezone.now()
+        return True
+    if request.status == PaymentRequest.Status.PAID and open_left and request.amount_paid < request.amount:
+        _request_refresh_status(request)
+        return True
+    return False
+
+
+def request_status_event_type(request: PaymentRequest, previous: str) -> str | None:
+    """The event a payment request's status change writes (None: no change). Shared with collections_app.bulk."""
+    if request.status == previous:
+        return None
+    if request.status == PaymentRequest.Status.PAID:
+        return "payment_request.paid"
+    if request.status == PaymentRequest.Status.PARTIALLY_PAID and previous != PaymentRequest.Status.PAID:
+        return "payment_request.partially_paid"
+    if request.status == PaymentRequest.Status.EXPIRED:
+        return "payment_request.expired"
+    return "payment_request.reopened"
 
 
 def _request_emit_status_change(request: PaymentRequest, previous: str) -> None:
-    if request.status == previous:
+    event_type = request_status_event_type(request, previous)
+    if event_type is None:
         return
-    if request.status == PaymentRequest.Status.PAID:
-        event_type = "payment_request.paid"
-    elif request.status == PaymentRequest.Status.PARTIALLY_PAID and previous != PaymentRequest.Status.PAID:
-        event_type = "payment_request.partially_paid"
-    elif request.status == PaymentRequest.Status.EXPIRED:
-        event_type = "payment_request.expired"
-    else:
-        event_type = "payment_request.reopened"
     event_emit(type=event_type, creditor_id=request.creditor_id,
                payload=payloads.payment_request_payload(request, previous), subjects=_request_subjects(request))
 

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from collections_app.errors import ValidationFailed
 from collections_app.models import Creditor, PaymentRequest
-from collections_app.selectors import transfer_beneficiary
+from collections_app.selectors import transfer_beneficiaries
 from collections_app.virtual_ibans.models import VirtualIBANRange
 from collections_app.virtual_ibans.services import virtual_ibans_ensure_bulk
 from connectors.importing.normalise import RowError
@@ -187,6 +187,7 @@ def request_details(*, creditor: Creditor, refs: Iterable[str], batch_size: int 
                         .select_related("creditor").prefetch_related("invoices").order_by("id"))
         if allocate_now:
             virtual_ibans_ensure_bulk(creditor_id=creditor.pk, payment_requests=requests)
+        beneficiaries = transfer_beneficiaries(payment_requests=requests)
         for request in requests:
             for invoice in request.invoices.all():
                 if invoice.external_ref not in batch:
@@ -195,7 +196,7 @@ def request_details(*, creditor: Creditor, refs: Iterable[str], batch_size: int 
                 # The request made for this invoice (same reference) wins over a grouped one.
                 if current and current["reference"] == invoice.external_ref != request.reference:
                     continue
-                beneficiary = transfer_beneficiary(payment_request=request)
+                beneficiary = beneficiaries[request.pk]
                 found[invoice.external_ref] = {
                     "external_ref": invoice.external_ref,
                     "reference": request.reference,

@@ -151,6 +151,20 @@ def _closed_page(request, payment_request: PaymentRequest, state: str) -> HttpRe
                  customer=payment_request.customer)
 
 
+def _open_request(request, token: str, *,
+                  method: str | None = None) -> tuple[PaymentRequest, dict, HttpResponse | None]:
+    """The request of a payment step, its base context, and the page to show instead when it is
+    no longer open. A method the request does not offer is a 404."""
+    payment_request = _request_or_404(request, token)
+    state = pp.pay_page_state(payment_request)
+    if state != "open":
+        return payment_request, {}, _closed_page(request, payment_request, state)
+    context = _base_context(payment_request)
+    if method is not None and method not in context["options"].methods:
+        raise Http404
+    return payment_request, context, None
+
+
 def _base_context(payment_request: PaymentRequest) -> dict:
     balance = pp.available_balance(payment_request, reserved=getattr(payment_request, "reserved_amount", None))
     return {"request_obj": payment_request, "balance": balance,
@@ -250,13 +264,9 @@ def _pay_page_head(token: str) -> dict | None:
 @require_http_methods(["GET", "POST"])
 @rate_limited("pay")
 def card(request, token: str):
-    payment_request = _request_or_404(request, token)
-    state = pp.pay_page_state(payment_request)
-    if state != "open":
-        return _closed_page(request, payment_request, state)
-    context = _base_context(payment_request)
-    if PaymentMethod.CARD not in context["options"].methods:
-        raise Http404
+    payment_request, context, closed = _open_request(request, token, method=PaymentMethod.CARD)
+    if closed is not None:
+        return closed
     errors: dict[str, str] = {}
     values = {"amount": str(context["balance"]), "save_card": False}
     if request.method == "POST":
@@ -357,13 +367,9 @@ def result(request, token: str, nonce: str):
 @require_http_methods(["GET", "POST"])
 @rate_limited("pay")
 def sepa(request, token: str):
-    payment_request = _request_or_404(request, token)
-    state = pp.pay_page_state(payment_request)
-    if state != "open":
-        return _closed_page(request, payment_request, state)
-    context = _base_context(payment_request)
-    if PaymentMethod.SEPA_DD not in context["options"].methods:
-        raise Http404
+    payment_request, context, closed = _open_request(request, token, method=PaymentMethod.SEPA_DD)
+    if closed is not None:
+        return closed
     source = request.POST if request.method == "POST" else request.GET
     count_raw = source.get("instalment_count", "")
     count = int(count_raw) if count_raw.isdigit() else None
@@ -401,13 +407,9 @@ def sepa(request, token: str):
 @require_GET
 @rate_limited("pay")
 def transfer(request, token: str):
-    payment_request = _request_or_404(request, token)
-    state = pp.pay_page_state(payment_request)
-    if state != "open":
-        return _closed_page(request, payment_request, state)
-    context = _base_context(payment_request)
-    if PaymentMethod.TRANSFER not in context["options"].methods:
-        raise Http404
+    payment_request, context, closed = _open_request(request, token, method=PaymentMethod.TRANSFER)
+    if closed is not None:
+        return closed
     beneficiary = transfer_beneficiary(payment_request=payment_request)
     return _page(request, "paypages/transfer.html", {
         **context, "beneficiary": beneficiary,
@@ -443,11 +445,9 @@ def pay_link_qr(request, token: str, fmt: str):
 @require_GET
 @rate_limited("pay")
 def instalments(request, token: str):
-    payment_request = _request_or_404(request, token)
-    state = pp.pay_page_state(payment_request)
-    if state != "open":
-        return _closed_page(request, payment_request, state)
-    context = _base_context(payment_request)
+    payment_request, context, closed = _open_request(request, token)
+    if closed is not None:
+        return closed
     options = context["options"]
     if not options.instalments:
         raise Http404
