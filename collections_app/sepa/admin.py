@@ -71,8 +71,7 @@ class SepaFileAdmin(ReadOnlyAdmin):
     def write_again(self, request, queryset):
         count = 0
         for sepa_file in queryset:
-            SepaFile.objects.filter(pk=sepa_file.pk).update(status=SepaFile.Status.GENERATED)
-            sepa_file_write(sepa_file=sepa_file)
+            sepa_file_write(sepa_file=sepa_file, again=True)
             count += 1
         self.message_user(request, _("%(count)d file(s) written.") % {"count": count}, messages.SUCCESS)
 

@@ -343,14 +343,16 @@ def outgoing_dir() -> Path:
     return Path(settings.SEPA_OUTGOING_DIR)
 
 
-def sepa_file_write(*, sepa_file: SepaFile) -> SepaFile:
+def sepa_file_write(*, sepa_file: SepaFile, again: bool = False) -> SepaFile:
     """Write the file to the outgoing drop folder for the bank channel (EBICS client or manual
-    upload): written under a temporary name, then renamed, so a reader never sees half a file."""
+    upload): written under a temporary name, then renamed, so a reader never sees half a file.
+    `again` writes a file already written (staff asking for it from the admin)."""
+    statuses = [SepaFile.Status.GENERATED, SepaFile.Status.WRITTEN] if again else [SepaFile.Status.GENERATED]
+    pk = sepa_file.pk
     with transaction.atomic():
-        sepa_file = SepaFile.objects.select_for_update(skip_locked=True).filter(
-            pk=sepa_file.pk, status=SepaFile.Status.GENERATED).first()
+        sepa_file = SepaFile.objects.select_for_update(skip_locked=True).filter(pk=pk, status__in=statuses).first()
         if sepa_file is None:
-            return SepaFile.objects.get(pk=sepa_file.pk) if sepa_file else sepa_file
+            return SepaFile.objects.get(pk=pk)
         folder = outgoing_dir() / str(sepa_file.creditor_id)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / sepa_file.file_name

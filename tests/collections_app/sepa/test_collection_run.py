@@ -199,3 +199,18 @@ def test_a_debit_in_another_currency_never_goes_into_a_file(creditor):
     result = sepa_export(today=MONDAY)
     assert result.failed == 1 and not SepaFile.objects.exists()
     assert Payment.objects.get().reason_code == "CURRENCY_NOT_EUR"
+
+
+def test_staff_write_a_file_to_the_outgoing_folder_again(admin_client, creditor, customer):
+    # given: a written file that the bank channel lost
+    sepa_plan(customer, first_due=MONDAY + dt.timedelta(days=1))
+    sepa_export(today=MONDAY)
+    sepa_file = SepaFile.objects.get()
+    Path(sepa_file.written_path).unlink()
+    # when
+    admin_client.post("/admin/collections_app/sepafile/", {"action": "write_again",
+                                                            "_selected_action": [sepa_file.pk]})
+    # then: the same content is back, and the file is still a written file
+    sepa_file.refresh_from_db()
+    assert Path(sepa_file.written_path).read_text() == sepa_file.content
+    assert sepa_file.status == SepaFile.Status.WRITTEN
