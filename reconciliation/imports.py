@@ -19,6 +19,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from collections_app.errors import ValidationFailed
 from collections_app.models import Creditor
@@ -194,8 +195,14 @@ class _StatementWriter:
         self.debits = Decimal(0)
         self.occurrences: Counter[tuple] = Counter()
         self.warnings: list[str] = []
+        self.not_booked = 0
 
     def add(self, entry: Entry) -> None:
+        if not entry.booked:
+            # A pending entry comes again once booked, maybe on another date: importing both
+            # would count the same money twice.
+            self.not_booked += 1
+            return
         self.seen += 1
         if entry.amount <= 0:
             raise StatementParseError("an amount must be greater than zero", entry=self.seen)
@@ -249,6 +256,11 @@ class _StatementWriter:
                       "= %(expected)s, but the closing balance is %(closing)s.")
                     % {"opening": statement.opening_balance, "credits": self.credits, "debits": self.debits,
                        "expected": expected, "closing": statement.closing_balance})
+        if self.not_booked:
+            self.warnings.append(ngettext(
+                "%(count)d pending entry was not imported: it will be once the bank books it.",
+                "%(count)d pending entries were not imported: they will be once the bank books them.",
+                self.not_booked) % {"count": self.not_booked})
         if self.account.needs_review:
             self.warnings.append(_("The account %(account)s was not configured: it was created and is to be "
                                    "reviewed.") % {"account": self.account.account_id})

@@ -71,6 +71,7 @@ class Entry:
     structured_reference: str = ""
     batch_reference: str = ""
     position: int = 0  # the transaction's index inside a batch entry
+    booked: bool = True  # False for ISO 20022 PDNG / INFO entries: not on the account yet
     extra: dict = field(default_factory=dict)
 
 

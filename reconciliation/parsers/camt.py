@@ -19,6 +19,8 @@ from reconciliation.parsers.base import Entry, StatementHeader, StatementParseEr
 
 NAMESPACE_RE = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:(camt\.05[34])\.001\.(\d\d)")
 SUPPORTED_VERSIONS = {f"{v:02d}" for v in range(2, 9)}
+# Pending and information-only entries are not on the account yet: the booked entry will come.
+NOT_BOOKED = {"PDNG", "INFO", "FUTR"}
 RETURN_SUBFAMILIES = {"UPDD", "PRDD", "RRTN", "ARET", "RCDD", "RPCR"}
 HEAD_BYTES = 64 * 1024
 
@@ -217,9 +219,11 @@ def _entries(ntry, p: _Paths, header: StatementHeader, number: int) -> Iterator[
         raise StatementParseError("entry without a booking date (BookgDt)", entry=number)
     reversal = _text(ntry, p("RvslInd")).lower() in ("true", "1")
     code = _bank_code(ntry, p)
+    # Up to 001.07 <Sts>BOOK</Sts>, from 001.08 <Sts><Cd>BOOK</Cd></Sts>.
+    status = (_text(ntry, p("Sts")) or _text(ntry, p("Sts/Cd")) or _text(ntry, p("Sts/Prtry"))).upper()
     base = Entry(
         booking_date=booking, value_date=value, amount=amount, direction=direction, currency=currency,
-        is_reversal=reversal, bank_reference=_text(ntry, p("AcctSvcrRef"))[:64],
+        is_reversal=reversal, booked=status not in NOT_BOOKED, bank_reference=_text(ntry, p("AcctSvcrRef"))[:64],
         entry_reference=_text(ntry, p("NtryRef"))[:64], bank_transaction_code=code,
         remittance_info=_text(ntry, p("AddtlNtryInf"))[:500],
     )
@@ -262,6 +266,8 @@ def _detail(tx, p: _Paths, base: Entry, number: int, position: int, batch_ref: s
     amount_el = tx.find(p("Amt"))
     if amount_el is None:
         amount_el = tx.find(p("AmtDtls/TxAmt/Amt"))
+    if amount_el is None:
+        amount_el = tx.find(p("AmtDtls/InstdAmt/Amt"))
     if amount_el is None and single:
         amount, currency = base.amount, base.currency
     elif amount_el is None:
@@ -293,5 +299,5 @@ def _detail(tx, p: _Paths, base: Entry, number: int, position: int, batch_ref: s
         mandate_reference=_text(tx, p("Refs/MndtId"))[:64], bank_transaction_code=code,
         counterparty_name=counterparty_name, counterparty_iban=counterparty_iban, credited_iban=credited,
         remittance_info=" ".join(x for x in (ustrd, additional or base.remittance_info) if x)[:1000],
-        structured_reference=structured[:64], batch_reference=batch_ref, position=position,
+        structured_reference=structured[:64], batch_reference=batch_ref, position=position, booked=base.booked,
     )

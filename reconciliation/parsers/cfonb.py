@@ -33,7 +33,8 @@ def looks_like(data: bytes) -> bool:
 
 
 def _records(data: bytes) -> list[tuple[int, str]]:
-    text = data.decode("cp1252", errors="replace")
+    # A DOS end-of-file mark (Ctrl-Z) still ends some bank files.
+    text = data.decode("cp1252", errors="replace").replace("\x1a", "")
     lines = [ln.rstrip("\r") for ln in text.split("\n")] if "\n" in text else \
         [text[i:i + RECORD_LENGTH] for i in range(0, len(text), RECORD_LENGTH)]
     return [(n, ln) for n, ln in enumerate(lines, start=1) if ln.strip()]

@@ -87,8 +87,9 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
     text = _decode(stream.read())
     if not looks_like(text):
         raise StatementParseError("not an MT940 statement (no :20:, :25: and :60F: tags)")
-    # Drop SWIFT envelope blocks ({1:…}{2:…}{4: and -}) that some banks leave around the text.
-    text = re.sub(r"\{[1-3]:[^}]*\}|\{4:|^-\}\s*$", "", text, flags=re.M)
+    # Drop SWIFT envelope blocks ({1:…}{2:…}{3:…}{4: … -}{5:…}) that some banks leave around the text.
+    # Blocks may nest one level ({3:{108:REF}}); the trailer {5:{CHK:…}} may follow "-}".
+    text = re.sub(r"\{[1-35]:(?:[^{}]|\{[^{}]*\})*\}|\{4:|^-\}", "", text, flags=re.M)
     try:
         statements = mt940.parse_statements(text, options=mt940.Options.all())
     except Exception as exc:  # mt-940 raises plain exceptions on broken tags

@@ -211,3 +211,16 @@ def test_rerunning_matching_changes_nothing(world):
     assert snapshot == (list(BankTransaction.objects.order_by("pk").values_list("status", flat=True)),
                         Payment.objects.count(), Match.objects.count(), Event.objects.count(),
                         list(Suggestion.objects.order_by("pk").values_list("pk", "score")))
+
+
+def test_pending_entries_are_left_for_when_they_are_booked(world):
+    # given a statement whose last entry is still pending (Sts PDNG)
+    content = sample("camt053_v04_prefixed_latin1.xml")
+    # when
+    result = statement_import(source=content, filename="camt053_v04_prefixed_latin1.xml", match=False)
+    # then the booked ones are imported, the balances add up without the pending one, and
+    # the statement says what was left out
+    assert result.created == 3
+    assert not BankTransaction.objects.filter(bank_reference="L1-0003").exists()
+    assert result.warnings == ["1 pending entry was not imported: it will be once the bank books it."]
+    assert BankStatement.objects.get().warnings == result.warnings

@@ -86,3 +86,41 @@ def test_dtd_hidden_behind_padding_is_refused_too():
     harmless = sample("camt053_v02_bnp.xml").replace(b"<Ustrd>merci</Ustrd>",
                                                      b"<Ustrd>&lt;!DOCTYPE merci</Ustrd>")
     assert len(entries(harmless)) == 8
+
+
+def test_cfonb_with_trimmed_lines_and_a_dos_end_of_file_mark():
+    # given a Crédit Agricole-style export: CRLF, trailing spaces trimmed, Ctrl-Z at the end,
+    # a remittance text split over two 05 records, two accounts in one file
+    content = sample("cfonb120_ca_ctrlz.txt")
+    # when
+    items = list(parse(io.BytesIO(content), detect(content)))
+    # then
+    headers = list({id(i): i for i in items if isinstance(i, StatementHeader)}.values())  # each comes twice
+    assert [h.account_iban for h in headers] == ["FR7630003012340002012345670", "FR7630003012340002012345767"]
+    assert [h.closing_balance for h in headers] == [Decimal("12469.00"), Decimal("-25.00")]
+    credit, fee = [i for i in items if isinstance(i, Entry)]
+    assert (credit.amount, credit.direction, credit.counterparty_name) == (Decimal("1234.55"), "CRDT", "M DUPONT JEAN")
+    assert "FAC-2024-0 0123" in credit.remittance_info
+    assert (fee.amount, fee.direction) == (Decimal("25.00"), "DBIT")
+
+
+def test_mt940_inside_a_full_swift_envelope():
+    # {3:{108:…}} nests a block and the {5:{CHK:…}} trailer follows "-}" on the same line
+    content = sample("mt940_de_swift_envelope.sta")
+    credit, returned = entries(content)
+    assert (credit.amount, credit.end_to_end_id, credit.counterparty_name) == (
+        Decimal("100.00"), "INV-2024-0001", "Max Mustermann")
+    assert returned.is_reversal and returned.reason_code == "AC04" and returned.end_to_end_id == "E2E-DD-0005"
+    final = [i for i in parse(io.BytesIO(content), "mt940") if isinstance(i, StatementHeader)][-1]
+    assert final.closing_balance == Decimal("1284.56")
+
+
+def test_camt_prefixed_namespace_latin1_amounts_in_details_and_pending_entries():
+    found = entries(sample("camt053_v04_prefixed_latin1.xml"))
+    assert [(e.amount, e.counterparty_name, e.booked) for e in found] == [
+        (Decimal("100.00"), "Société Générale Client", True),
+        (Decimal("60.00"), "A. Müller", True),  # a batch whose amounts are only instructed amounts
+        (Decimal("90.00"), "B. François", True),
+        (Decimal("500.00"), "", False),  # PDNG: not on the account yet
+    ]
+    assert found[1].batch_reference == found[2].batch_reference == "LOT-0304"
