@@ -22,6 +22,7 @@ from collections_app.models import Creditor, PaymentRequest
 from collections_app.selectors import transfer_beneficiaries
 from collections_app.virtual_ibans.models import VirtualIBANRange
 from collections_app.virtual_ibans.services import virtual_ibans_ensure_bulk
+from connectors.importing.fields import names_required_fields
 from connectors.importing.normalise import RowError
 from connectors.importing.pipeline import ImportRun, run_import
 from connectors.importing.reader import ImportFileError, RowSource, dict_rows, open_rows
@@ -113,8 +114,10 @@ def _source_for(job: ImportJob, items: list[dict] | None) -> RowSource:
         return dict_rows(items)
     if not job.file:
         raise ImportFileError(_("The import has no file."))
+    columns = job.mapping.columns if job.mapping else None
     return open_rows(Path(job.file.path), filename=job.filename,
-                     delimiter=job.mapping.delimiter if job.mapping else "auto")
+                     delimiter=job.mapping.delimiter if job.mapping else "auto",
+                     is_header=lambda headers: names_required_fields(headers, columns))
 
 
 def import_job_run(*, job: ImportJob, items: list[dict] | None = None, engine: str = "auto",

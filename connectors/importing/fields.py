@@ -23,17 +23,24 @@ FIELDS: dict[str, tuple[object, bool]] = {
 # Headers are compared after header_key(): lower case, accents removed, spaces/dashes/dots → "_".
 DEFAULT_HEADERS: dict[str, tuple[str, ...]] = {
     "external_ref": ("reference", "invoice_ref", "invoice_number", "invoice_no", "invoice", "external_ref",
-                     "numero_facture", "num_facture", "no_facture", "n_facture", "facture", "reference_facture"),
+                     "numero_facture", "num_facture", "no_facture", "n_facture", "facture", "reference_facture",
+                     "numero_de_facture", "n_de_facture", "no_de_facture", "n_piece", "numero_piece", "piece"),
     "customer_ref": ("customer_ref", "customer_reference", "customer_id", "customer_code", "account",
-                     "code_client", "ref_client", "reference_client", "numero_client", "client_id"),
-    "name": ("name", "customer_name", "customer", "nom", "nom_client", "raison_sociale", "client"),
-    "email": ("email", "e_mail", "mail", "customer_email", "courriel", "adresse_email"),
-    "phone": ("phone", "telephone", "tel", "mobile", "portable", "phone_number", "numero_telephone"),
+                     "code_client", "ref_client", "reference_client", "numero_client", "client_id", "n_client", "no_client",
+                     "numero_de_client", "compte_client", "code_tiers", "compte_tiers"),
+    "name": ("name", "customer_name", "customer", "company_name", "nom", "nom_client", "nom_du_client",
+             "raison_sociale", "client", "intitule", "intitule_tiers", "denomination", "societe"),
+    "email": ("email", "e_mail", "mail", "customer_email", "courriel", "adresse_email", "email_client",
+              "adresse_mail"),
+    "phone": ("phone", "telephone", "tel", "mobile", "portable", "phone_number", "numero_telephone",
+              "numero_de_telephone", "telephone_portable", "tel_portable", "gsm"),
     "amount": ("amount", "amount_due", "total", "amount_total", "montant", "montant_ttc", "montant_du",
-               "total_ttc", "solde"),
+               "total_ttc", "solde", "montant_a_payer", "reste_a_payer", "montant_restant", "amount_remaining"),
     "currency": ("currency", "devise", "monnaie"),
-    "issue_date": ("issue_date", "invoice_date", "date", "date_facture", "date_emission"),
-    "due_date": ("due_date", "date_echeance", "echeance", "date_limite", "due"),
+    "issue_date": ("issue_date", "invoice_date", "date", "date_facture", "date_emission", "date_de_facture",
+                   "date_d_emission", "date_de_facturation", "date_piece"),
+    "due_date": ("due_date", "date_echeance", "echeance", "date_limite", "due", "date_d_echeance",
+                 "date_de_l_echeance", "date_limite_de_paiement", "payment_due_date", "date_due", "due_on"),
     "description": ("description", "label", "libelle", "designation", "objet"),
 }
 
@@ -62,3 +69,9 @@ def resolve_headers(headers: list[str], columns: dict[str, str] | None = None) -
             result[index] = field
             taken.add(field)
     return result
+
+
+def names_required_fields(headers: list[str], columns: dict[str, str] | None = None) -> bool:
+    """Whether a row can be the header row: it names every required field."""
+    found = set(resolve_headers(headers, columns).values())
+    return all(field in found for field, (_label, required) in FIELDS.items() if required)

@@ -16,7 +16,11 @@ MAX_LENGTHS = {"external_ref": 64, "customer_ref": 64, "name": 140, "email": 254
                "description": 255}
 _AMOUNT = re.compile(r"-?\d+(\.\d+)?")
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ][\d:.+\-Z]*)?")
-_DMY_DATE = re.compile(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})")
+# Exports often add a midnight time to dates ("04/03/2026 00:00:00").
+_DMY_DATE = re.compile(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
+# "1 234,56 EUR", "EUR 1234.56": the code must be the row's currency.
+_AMOUNT_CODE = re.compile(r"^\s*([A-Za-z]{3})\s*(?=[-\d])|(?<=[\d\s.,-])\s*([A-Za-z]{3})\s*$")
+CURRENCY_ALIASES = {"€": "EUR", "EURO": "EUR", "EUROS": "EUR", "£": "GBP", "CHF.": "CHF", "FRS": "CHF"}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _MAX_AMOUNT = Decimal("1e12")
 _CENT = Decimal("0.01")
@@ -178,6 +182,7 @@ class Normaliser:
 
         currency = self._cell(values, "currency")
         currency = str(currency).upper() if currency is not None else self.default_currency
+        currency = CURRENCY_ALIASES.get(currency, currency)
         known_currency = is_known_currency(currency)
         if not known_currency:
             errors.append(RowError(number, self.column_name("currency"),
@@ -189,7 +194,16 @@ class Normaliser:
             errors.append(RowError(number, self.column_name("amount"), _("This field is required.")))
         else:
             message = None
+            if isinstance(raw_amount, str) and (raw_amount[0].isalpha() or raw_amount[-1].isalpha()) \
+                    and (code := _AMOUNT_CODE.search(raw_amount)):
+                written = (code.group(1) or code.group(2)).upper()
+                if written != currency:
+                    message = _("The amount is written in %(written)s but the row's currency is %(currency)s.") \
+                        % {"written": written, "currency": currency}
+                raw_amount = _AMOUNT_CODE.sub("", raw_amount)
             try:
+                if message:
+                    raise CellError(message)
                 amount = parse_amount(raw_amount, self.decimal_separator)
                 if amount <= 0:
                     message = _("The amount must be greater than zero.")

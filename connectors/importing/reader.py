@@ -6,7 +6,9 @@ import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,10 @@ from django.utils.translation import gettext as _
 
 SAMPLE_SIZE = 1 << 20
 DELIMITERS = (";", ",", "\t", "|")
+# Exports may put a title, an export date or blank lines above the header row.
+HEADER_SEARCH_ROWS = 20
+SEP_HINT_RE = re.compile(r"sep=(.)\s*(?:\r\n|\n|\r)")
+HeaderTest = Callable[[list[str]], bool]
 
 
 class ImportFileError(ValueError):
@@ -66,30 +72,64 @@ def detect_delimiter(text: str) -> str:
     return best if counts[best] else ","
 
 
-def read_csv(path: Path, *, delimiter: str = "auto", encoding: str = "auto") -> RowSource:
+def _cells(record: list[Any]) -> list[str]:
+    return ["" if c is None else str(c).strip().lstrip("\ufeff") for c in record]
+
+
+def find_header(records: Iterator[list[Any]], is_header: HeaderTest | None) -> tuple[list[str], int, list]:
+    """The header row: the first of the leading rows that names every required field (else
+    the first non-empty row, whose missing columns are then reported). Returns it, its row
+    number, and the rows read past it, to be read again as data."""
+    read: list[list[Any]] = []
+    for record in records:
+        read.append(record)
+        cells = _cells(record)
+        if is_header is not None and is_header(cells):
+            return cells, len(read), []
+        if (is_header is None and any(cells)) or len(read) >= HEADER_SEARCH_ROWS:
+            break
+    for index, record in enumerate(read):
+        cells = _cells(record)
+        if any(cells):
+            return cells, index + 1, read[index + 1:]
+    raise ImportFileError(_("The file is empty."))
+
+
+def read_csv(path: Path, *, delimiter: str = "auto", encoding: str = "auto",
+             is_header: HeaderTest | None = None) -> RowSource:
     size = max(os.path.getsize(path), 1)
     raw = open(path, "rb")  # noqa: SIM115 - closed by the generator below
     sample = raw.read(SAMPLE_SIZE)
     raw.seek(0)
     if encoding in ("", "auto"):
         encoding = detect_encoding(sample)
+    head = sample.decode(encoding, errors="replace").lstrip("\ufeff")[:65536]
+    # Excel's "sep=;" first line names the delimiter.
+    hint = SEP_HINT_RE.match(head)
     if delimiter in ("", "auto"):
-        delimiter = detect_delimiter(sample.decode(encoding, errors="replace").lstrip("\ufeff")[:65536])
+        delimiter = hint.group(1) if hint else detect_delimiter(head)
     text = io.TextIOWrapper(raw, encoding=encoding, newline="")
     reader = csv.reader(text, delimiter=delimiter)
+    skipped = 0
     try:
-        headers = [h.strip().lstrip("\ufeff") for h in next(reader)]
+        if hint:
+            next(reader)
+            skipped = 1
+        headers, header_row, replay = find_header(reader, is_header)
     except StopIteration:
         raw.close()
         raise ImportFileError(_("The file is empty.")) from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raw.close()
         raise ImportFileError(_("The file cannot be read: %(error)s") % {"error": exc}) from exc
+    except ImportFileError:
+        raw.close()
+        raise
 
     def rows() -> Iterator[tuple[int, list[Any]]]:
-        number = 1
+        number = skipped + header_row
         try:
-            for record in reader:
+            for record in itertools.chain(replay, reader):
                 number += 1
                 if record and any(cell.strip() for cell in record):
                     yield number, record
@@ -121,7 +161,7 @@ def _xlsx_cell(value: Any) -> Any:
     return value
 
 
-def read_xlsx(path: Path) -> RowSource:
+def read_xlsx(path: Path, *, is_header: HeaderTest | None = None) -> RowSource:
     from openpyxl import load_workbook
 
     try:
@@ -131,16 +171,16 @@ def read_xlsx(path: Path) -> RowSource:
     sheet = workbook.worksheets[0]
     iterator = sheet.iter_rows(values_only=True)
     try:
-        headers = [str(h).strip() if h is not None else "" for h in next(iterator)]
-    except StopIteration:
+        headers, header_row, replay = find_header(iterator, is_header)
+    except ImportFileError:
         workbook.close()
-        raise ImportFileError(_("The file is empty.")) from None
+        raise
     total = max((sheet.max_row or 0), 1)
-    state = {"row": 1}
+    state = {"row": header_row}
 
     def rows() -> Iterator[tuple[int, list[Any]]]:
         try:
-            for number, values in enumerate(iterator, start=2):
+            for number, values in enumerate(itertools.chain(replay, iterator), start=header_row + 1):
                 state["row"] = number
                 cells = [_xlsx_cell(v) for v in values]
                 if any(c not in (None, "") for c in cells):
@@ -152,13 +192,14 @@ def read_xlsx(path: Path) -> RowSource:
                      details={"sheet": sheet.title})
 
 
-def open_rows(path: Path, *, filename: str = "", delimiter: str = "auto", encoding: str = "auto") -> RowSource:
+def open_rows(path: Path, *, filename: str = "", delimiter: str = "auto", encoding: str = "auto",
+              is_header: HeaderTest | None = None) -> RowSource:
     name = (filename or str(path)).lower()
     with open(path, "rb") as handle:
         magic = handle.read(4)
     if name.endswith((".xlsx", ".xlsm")) or magic == b"PK\x03\x04":
-        return read_xlsx(path)
-    return read_csv(path, delimiter=delimiter, encoding=encoding)
+        return read_xlsx(path, is_header=is_header)
+    return read_csv(path, delimiter=delimiter, encoding=encoding, is_header=is_header)
 
 
 def dict_rows(items: list[dict[str, Any]]) -> RowSource:

@@ -85,6 +85,52 @@ def test_xlsx(creditor, engine):
     assert Invoice.objects.get(creditor=creditor, external_ref="X-102").amount_total == Decimal("1020.30")
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_excel_csv_with_sep_hint_title_rows_times_and_currency_codes(creditor, engine, settings):
+    # given a CSV saved from Excel: "sep=;" line, a title and a blank line above the header,
+    # dates with a midnight time, amounts written with their currency, "€" and "Euro" as currencies
+    settings.LANGUAGE_CODE = "en"
+    # when
+    job = run_file(creditor, "excel_sep_hint_titled.csv", engine=engine, mode=ImportJob.Mode.VALID_ROWS)
+    # then the row numbers are the file's lines, and an amount in another currency is refused
+    assert job.errors == [{"row": 7, "column": "Montant TTC",
+                           "message": "The amount is written in USD but the row's currency is EUR."}]
+    assert (job.rows_total, job.invoices_created) == (3, 2)
+    first = Invoice.objects.get(creditor=creditor, external_ref="EX-1")
+    assert (first.amount_total, first.currency, first.issue_date, first.due_date) == (
+        Decimal("1234.56"), "EUR", dt.date(2026, 3, 4), dt.date(2026, 4, 3))
+    assert first.customer.name == "Menuiserie Gérard"
+    assert Invoice.objects.get(creditor=creditor, external_ref="EX-2").amount_total == Decimal("99.00")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_xlsx_with_title_rows_above_the_header(creditor, engine):
+    job = run_file(creditor, "titled_export.xlsx", engine=engine)
+
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert (job.rows_total, job.invoices_created) == (2, 2)
+    assert Invoice.objects.get(creditor=creditor, external_ref="T-2").amount_total == Decimal("42.42")
+    assert Invoice.objects.get(creditor=creditor, external_ref="T-1").due_date == dt.date(2026, 4, 3)
+
+
+@pytest.mark.django_db
+def test_a_file_without_a_recognisable_header_says_which_columns_are_missing(creditor, tmp_path, settings):
+    settings.LANGUAGE_CODE = "en"
+    path = tmp_path / "no_header.csv"
+    path.write_text("Export du 04/03/2026\nfoo;bar\nEX-1;12,00\n", encoding="utf-8")
+    with open(path, "rb") as handle:
+        job = import_job_create(creditor=creditor, filename=path.name, content=File(handle, name=path.name),
+                                mode=ImportJob.Mode.ALL_OR_NOTHING)
+    job, _run = import_job_run(job=job, engine="orm")
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert {e["row"] for e in job.errors} == {1}
+    assert {e["column"] for e in job.errors} == {"external_ref", "customer_ref", "name", "amount", "due_date"}
+    assert not Invoice.objects.filter(creditor=creditor).exists()
+
+
 BAD_ROW_ERRORS = [
     {"row": 3, "column": "currency", "message": "Unknown currency XYZ."},
     {"row": 4, "column": "amount", "message": "The amount must be greater than zero."},
@@ -250,7 +296,7 @@ def test_readme_example_file_imports_with_the_default_mapping(creditor):
 def test_header_recognition_ignores_case_accents_and_punctuation():
     from connectors.importing.fields import resolve_headers
 
-    headers = ["N° Facture", "Code-Client", "Raison sociale", "Montant TTC", "Date d'échéance", "Échéance",
+    headers = ["N° Facture", "Code-Client", "Raison sociale", "Montant TTC", "Date d'envoi", "Échéance",
                "Divers"]
     assert resolve_headers(headers) == {0: "external_ref", 1: "customer_ref", 2: "name", 3: "amount",
                                         5: "due_date"}

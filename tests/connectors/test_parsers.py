@@ -45,6 +45,8 @@ def test_dates_french_and_iso(day):
     assert parse_date(day.isoformat()) == day
     assert parse_date(day.strftime("%d.%m.%Y")) == day
     assert parse_date(day.strftime("%m-%d-%Y"), "%m-%d-%Y") == day
+    assert parse_date(day.strftime("%d/%m/%Y 00:00:00")) == day
+    assert parse_date(day.strftime("%d/%m/%Y 00:00")) == day
 
 
 @pytest.mark.parametrize("text", ["31/02/2026", "2026-13-01", "12/31/2026", "demain", ""])

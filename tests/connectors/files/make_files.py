@@ -36,6 +36,33 @@ BAD = (
     "OK-2;C6;Client Six;50,00;EUR;01/02/2026;01/03/2026\n"
 )
 
+# Saved from Excel by hand: its "sep=;" hint line, a title and a blank line above the header,
+# a trailing semicolon on every line, dates with a midnight time, currency codes and symbols.
+EXCEL_TITLED = (
+    "sep=;\r\n"
+    "Export des factures clients au 04/03/2026;;;;;;;\r\n"
+    ";;;;;;;\r\n"
+    "N° facture;Code client;Raison sociale;Montant TTC;Devise;Date facture;Date d'échéance;\r\n"
+    "EX-1;C-10;Menuiserie Gérard;1 234,56 EUR;€;04/03/2026 00:00:00;03/04/2026 00:00:00;\r\n"
+    "EX-2;C-11;Café de la Gare;EUR 99,00;Euro;04/03/2026 00:00;03/04/2026 00:00;\r\n"
+    "EX-3;C-12;Hôtel du Lac;250,00 USD;EUR;04/03/2026;03/04/2026;\r\n"
+)
+
+
+def write_titled_xlsx(path: Path) -> None:
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Balance âgée"
+    sheet.append(["Société Dupont SA — factures ouvertes"])
+    sheet.append(["Édité le", dt.datetime(2026, 3, 4, 9, 30)])
+    sheet.append([])
+    sheet.append(["Référence", "Code client", "Nom", "Montant", "Date pièce", "Échéance"])
+    sheet.append(["T-1", "D-1", "Atelier Rousseau", 150.0, dt.datetime(2026, 3, 4), dt.datetime(2026, 4, 3)])
+    sheet.append(["T-2", "D-2", "Librairie Moreau", 42.42, dt.datetime(2026, 3, 4), dt.datetime(2026, 4, 4)])
+    workbook.save(path)
+
 
 def write_xlsx(path: Path) -> None:
     from openpyxl import Workbook
@@ -58,4 +85,6 @@ if __name__ == "__main__":
     (HERE / "sage_cp1252_semicolon.csv").write_bytes(SAGE.encode("cp1252"))
     (HERE / "utf8_bom_english.csv").write_bytes(STRIPE_LIKE.encode("utf-8-sig"))
     (HERE / "bad_rows.csv").write_bytes(BAD.encode("utf-8"))
+    (HERE / "excel_sep_hint_titled.csv").write_bytes(EXCEL_TITLED.encode("cp1252"))
+    write_titled_xlsx(HERE / "titled_export.xlsx")
     write_xlsx(HERE / "excel_export.xlsx")
