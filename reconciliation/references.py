@@ -7,6 +7,9 @@ import re
 from stdnum import iso11649
 
 TOKEN_RE = re.compile(r"[A-Za-z0-9]+(?:[-/_.][A-Za-z0-9]+)*")
+# "/" and "." also separate fields ("FACT/INV-2024-0012", "/INV/INV-2024-0012/ROC/", "REF.FA2024.0012"):
+# the text is also read with them as separators.
+FIELD_TOKEN_RE = re.compile(r"[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*")
 RF_RE = re.compile(r"RF\s?\d{2}(?:\s?[0-9A-Z]){1,21}", re.IGNORECASE)
 SEPARATORS_RE = re.compile(r"[-/_. ]")
 # The same normalisation in SQL (PostgreSQL and SQLite), indexed by migration 0002.
@@ -42,12 +45,14 @@ def candidates(*texts: str) -> set[str]:
     if not text:
         return set()
     found: set[str] = set()
-    words = [SEPARATORS_RE.sub("", t.upper()) for t in TOKEN_RE.findall(text)]
-    # References split by spaces ("INV 2024 0012", "ABCD EFGH"): join neighbours too.
-    for size in (1, 2, 3):
-        for i in range(len(words) - size + 1):
-            joined = "".join(words[i:i + size])
-            found.update((joined, _digit_fix(joined)))
+    patterns = (TOKEN_RE, FIELD_TOKEN_RE) if ("/" in text or "." in text) else (TOKEN_RE,)
+    for pattern in patterns:
+        words = [SEPARATORS_RE.sub("", t.upper()) for t in pattern.findall(text)]
+        # References split by spaces ("INV 2024 0012", "ABCD EFGH"): join neighbours too.
+        for size in (1, 2, 3):
+            for i in range(len(words) - size + 1):
+                joined = "".join(words[i:i + size])
+                found.update((joined, _digit_fix(joined)))
     for ref in rf_references(text):
         found.update((ref, _digit_fix(ref)))
     return {c for c in found if MIN_LENGTH <= len(c) <= MAX_LENGTH}

@@ -224,3 +224,17 @@ def test_pending_entries_are_left_for_when_they_are_booked(world):
     assert not BankTransaction.objects.filter(bank_reference="L1-0003").exists()
     assert result.warnings == ["1 pending entry was not imported: it will be once the bank books it."]
     assert BankStatement.objects.get().warnings == result.warnings
+
+
+@pytest.mark.parametrize("text", ["FACT/INV-2024-0001", "/INV/INV-2024-0001/ROC/CURIE", "REF.INV-2024-0001.MERCI",
+                                  "inv 2024 0001"])
+def test_references_inside_slash_and_dot_separated_remittance_fields(world, text):
+    from tests.reconciliation.builders import camt053
+
+    # when a transfer quotes the invoice inside the structured fields banks and payers write
+    statement_import(source=camt053(world.account.account_id, [
+        {"amount": "120.00", "ref": "SLASH-1", "text": text, "name": "M Curie"}]))
+    # then it is matched to that invoice, not left for review
+    world.curie_1.refresh_from_db()
+    assert world.curie_1.status == Invoice.Status.PAID
+    assert tx(bank_reference="SLASH-1").status == BankTransaction.Status.MATCHED
