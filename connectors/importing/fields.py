@@ -21,6 +21,9 @@ FIELDS: dict[str, tuple[object, bool]] = {
 }
 
 # Headers are compared after header_key(): lower case, accents removed, spaces/dashes/dots → "_".
+# When a file has several columns for one field, the alias listed first wins: what remains due
+# over the invoice total (a partly paid invoice is collected for its balance), the company name
+# over a contact's name.
 DEFAULT_HEADERS: dict[str, tuple[str, ...]] = {
     "external_ref": ("reference", "invoice_ref", "invoice_number", "invoice_no", "invoice", "external_ref",
                      "numero_facture", "num_facture", "no_facture", "n_facture", "facture", "reference_facture",
@@ -28,14 +31,14 @@ DEFAULT_HEADERS: dict[str, tuple[str, ...]] = {
     "customer_ref": ("customer_ref", "customer_reference", "customer_id", "customer_code", "account",
                      "code_client", "ref_client", "reference_client", "numero_client", "client_id", "n_client", "no_client",
                      "numero_de_client", "compte_client", "code_tiers", "compte_tiers"),
-    "name": ("name", "customer_name", "customer", "company_name", "nom", "nom_client", "nom_du_client",
-             "raison_sociale", "client", "intitule", "intitule_tiers", "denomination", "societe"),
+    "name": ("raison_sociale", "company_name", "denomination", "societe", "customer_name", "nom_client",
+             "nom_du_client", "intitule_tiers", "intitule", "name", "nom", "customer", "client"),
     "email": ("email", "e_mail", "mail", "customer_email", "courriel", "adresse_email", "email_client",
               "adresse_mail"),
     "phone": ("phone", "telephone", "tel", "mobile", "portable", "phone_number", "numero_telephone",
               "numero_de_telephone", "telephone_portable", "tel_portable", "gsm"),
-    "amount": ("amount", "amount_due", "total", "amount_total", "montant", "montant_ttc", "montant_du",
-               "total_ttc", "solde", "montant_a_payer", "reste_a_payer", "montant_restant", "amount_remaining"),
+    "amount": ("amount_due", "amount_remaining", "reste_a_payer", "montant_restant", "montant_du",
+               "montant_a_payer", "solde", "amount", "montant", "montant_ttc", "total_ttc", "amount_total", "total"),
     "currency": ("currency", "devise", "monnaie"),
     "issue_date": ("issue_date", "invoice_date", "date", "date_facture", "date_emission", "date_de_facture",
                    "date_d_emission", "date_de_facturation", "date_piece"),
@@ -52,23 +55,34 @@ def header_key(header: object) -> str:
     return _NON_WORD.sub("_", text.lower()).strip("_")
 
 
-_DEFAULT_INDEX = {alias: field for field, aliases in DEFAULT_HEADERS.items() for alias in aliases}
+_DEFAULT_INDEX = {alias: (field, rank) for field, aliases in DEFAULT_HEADERS.items()
+                  for rank, alias in enumerate(aliases)}
 
 
 def resolve_headers(headers: list[str], columns: dict[str, str] | None = None) -> dict[int, str]:
     """Column index -> field, for a file's header row. A saved mapping's columns win over the
-    defaults; a field is taken from its first matching column only."""
+    defaults (a field is taken from its first mapped column); among default headers, the
+    best-ranked alias wins."""
     explicit = {header_key(k): v for k, v in (columns or {}).items()}
     result: dict[int, str] = {}
     taken: set[str] = set()
+    defaults: dict[str, tuple[int, int]] = {}  # field -> (rank, column index)
     for index, header in enumerate(headers):
         key = header_key(header)
-        # A column mapped to anything else than a field ("", "ignore") is ignored on purpose.
-        field = explicit[key] if key in explicit else _DEFAULT_INDEX.get(key)
-        if field in FIELDS and field not in taken:
+        if key in explicit:
+            # A column mapped to anything else than a field ("", "ignore") is ignored on purpose.
+            field = explicit[key]
+            if field in FIELDS and field not in taken:
+                result[index] = field
+                taken.add(field)
+        elif key in _DEFAULT_INDEX:
+            field, rank = _DEFAULT_INDEX[key]
+            if field not in defaults or rank < defaults[field][0]:
+                defaults[field] = (rank, index)
+    for field, (_rank, index) in defaults.items():
+        if field not in taken:
             result[index] = field
-            taken.add(field)
-    return result
+    return dict(sorted(result.items()))
 
 
 def names_required_fields(headers: list[str], columns: dict[str, str] | None = None) -> bool:

@@ -302,6 +302,11 @@ def test_header_recognition_ignores_case_accents_and_punctuation():
                                         5: "due_date"}
     assert resolve_headers(headers, {"Divers": "description", "Montant TTC": "ignore"}) == {
         0: "external_ref", 1: "customer_ref", 2: "name", 5: "due_date", 6: "description"}
+    # several columns for one field: the balance still due over the total, the company over a contact
+    headers = ["N° facture", "Code client", "Nom", "Raison sociale", "Montant TTC", "Reste à payer", "Échéance"]
+    assert resolve_headers(headers) == {0: "external_ref", 1: "customer_ref", 3: "name", 5: "amount",
+                                        6: "due_date"}
+    assert resolve_headers(headers, {"Montant TTC": "amount"})[4] == "amount"
 
 
 @pytest.mark.django_db
