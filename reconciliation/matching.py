@@ -367,10 +367,22 @@ def _process_returns(txs: list[BankTransaction]) -> dict[str, int]:
     if keys:
         for payment in Payment.objects.filter(end_to_end_id__in=keys).order_by("-pk"):
             payments[payment.end_to_end_id].append(payment)
+    returnable = (Payment.Status.SUCCEEDED, Payment.Status.PENDING, Payment.Status.PROCESSING)
+    # Some banks drop the end-to-end id from returns but keep the mandate (UMR): that mandate's
+    # one debit of that amount still in play is the one returned.
+    by_mandate: dict[tuple[str, Decimal], list[Payment]] = defaultdict(list)
+    mandate_keys = {tx.mandate_reference for tx in txs if tx.mandate_reference and not payments.get(tx.end_to_end_id)}
+    if mandate_keys:
+        for payment in (Payment.objects.filter(method=PaymentMethod.SEPA_DD, mandate__reference__in=mandate_keys,
+                                               status__in=returnable)
+                        .select_related("mandate").order_by("-pk")):
+            by_mandate[(payment.mandate.reference, payment.amount)].append(payment)
     for tx in txs:
         hits = [p for p in payments.get(tx.end_to_end_id, ())
-                if tx.creditor_id in (None, p.creditor_id) and p.status in (
-                    Payment.Status.SUCCEEDED, Payment.Status.PENDING, Payment.Status.PROCESSING)]
+                if tx.creditor_id in (None, p.creditor_id) and p.status in returnable]
+        if not hits and not payments.get(tx.end_to_end_id):
+            hits = [p for p in by_mandate.get((tx.mandate_reference, tx.amount), ())
+                    if tx.creditor_id in (None, p.creditor_id)]
         if len(hits) != 1:
             _to_review(tx, _Candidate())
             counts["unmatched"] += 1

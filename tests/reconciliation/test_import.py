@@ -238,3 +238,33 @@ def test_references_inside_slash_and_dot_separated_remittance_fields(world, text
     world.curie_1.refresh_from_db()
     assert world.curie_1.status == Invoice.Status.PAID
     assert tx(bank_reference="SLASH-1").status == BankTransaction.Status.MATCHED
+
+
+def _return_without_e2e(account_id: str, ref: str, mandate: str, amount: str) -> bytes:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.054.001.04"><BkToCstmrDbtCdtNtfctn>
+<GrpHdr><MsgId>RET-{ref}</MsgId><CreDtTm>2024-03-06T06:00:00+01:00</CreDtTm></GrpHdr>
+<Ntfctn><Id>N-{ref}</Id><Acct><Id><IBAN>{account_id}</IBAN></Id></Acct>
+<Ntry><Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts>BOOK</Sts><BookgDt><Dt>2024-03-06</Dt></BookgDt>
+<AcctSvcrRef>{ref}</AcctSvcrRef><BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>IDDT</Cd><SubFmlyCd>UPDD</SubFmlyCd></Fmly></Domn></BkTxCd>
+<NtryDtls><TxDtls><Refs><EndToEndId>NOTPROVIDED</EndToEndId><MndtId>{mandate}</MndtId></Refs>
+<RtrInf><Rsn><Cd>MD06</Cd></Rsn></RtrInf></TxDtls></NtryDtls></Ntry></Ntfctn>
+</BkToCstmrDbtCdtNtfctn></Document>""".encode()
+
+
+def test_a_return_without_end_to_end_id_is_found_by_its_mandate_and_amount(world):
+    from reconciliation.matching import transactions_match
+
+    # given a collected debit and a bank that returns it naming only the mandate (UMR)
+    payment = world.bernard_dd
+    mandate = payment.mandate.reference
+    # when
+    statement_import(source=_return_without_e2e(world.account.account_id, "RET-1", mandate, "45.00"))
+    # then that debit is reversed with the bank's reason code
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.REVERSED and payment.reason_code == "MD06"
+    assert tx(bank_reference="RET-1").status == BankTransaction.Status.RETURN
+    # a return whose mandate and amount name no single debit goes to review
+    statement_import(source=_return_without_e2e(world.account.account_id, "RET-2", mandate, "99.00"))
+    assert tx(bank_reference="RET-2").status == BankTransaction.Status.UNMATCHED
+    assert transactions_match(transaction_ids=[tx(bank_reference="RET-2").pk]) == {"unmatched": 1}
