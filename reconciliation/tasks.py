@@ -1,9 +1,12 @@
 """Jobs of reconciliation (django-q2). Declared once in config/schedules.py."""
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import secrets
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 
@@ -19,29 +22,75 @@ def drop_folder() -> Path:
     return Path(getattr(settings, "STATEMENT_DROP_DIR", settings.DROP_DIR / "statements"))
 
 
+def _lock(path: Path) -> IO[bytes] | None:
+    """Open and lock a claimed file for as long as this worker works on it. None when a live
+    worker holds it, or it moved on meanwhile. The lock dies with the process that holds it:
+    a file left in processing/ by a dead worker is taken again by the next pass."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
+            raise FileNotFoundError(path)
+    except (BlockingIOError, FileNotFoundError):
+        handle.close()
+        return None
+    return handle
+
+
+def _claim(path: Path, processing: Path) -> tuple[Path, IO[bytes]] | None:
+    claimed = processing / path.name
+    if claimed.exists():  # a namesake is still being worked on
+        claimed = processing / f"{path.name}.{secrets.token_hex(4)}"
+    try:
+        os.rename(path, claimed)
+    except FileNotFoundError:
+        return None  # another worker took it
+    handle = _lock(claimed)
+    return (claimed, handle) if handle else None
+
+
 def import_drop_folder() -> dict[str, int]:
     """Import every file dropped in the statements folder. A file is claimed by renaming it
-    into processing/ (atomic: two workers never take the same file), then moved to done/ or
-    to failed/ with the reason next to it."""
+    into processing/ (atomic: two workers never take the same file) and locked while it is
+    imported, then moved to done/ or to failed/ with the reason next to it. Files that a dead
+    worker left in processing/ are imported first (importing a file twice creates nothing)."""
     root = drop_folder()
+    processing = root / "processing"
     for sub in ("processing", "done", "failed"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     counts = {"imported": 0, "failed": 0}
+    work: list[tuple[Path, IO[bytes], str]] = []
+    for leftover in sorted(p for p in processing.iterdir() if p.is_file()):
+        handle = _lock(leftover)
+        if handle is not None:
+            logger.warning("statement %s was left half imported by a dead worker: importing it again", leftover.name)
+            work.append((leftover, handle, _original_name(leftover)))
     for path in sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")):
-        claimed = root / "processing" / path.name
-        try:
-            os.rename(path, claimed)
-        except FileNotFoundError:
-            continue  # another worker took it
-        try:
-            statement_import(source=claimed, filename=path.name, origin=BankStatement.Source.DROP_FOLDER)
-        except (StatementParseError, DomainError) as exc:
-            message = getattr(exc, "message", None) or str(exc)
-            os.replace(claimed, root / "failed" / path.name)
-            (root / "failed" / f"{path.name}.error.txt").write_text(message + "\n", encoding="utf-8")
-            logger.warning("statement %s refused: %s", path.name, message)
-            counts["failed"] += 1
-            continue
-        os.replace(claimed, root / "done" / path.name)
-        counts["imported"] += 1
+        taken = _claim(path, processing)
+        if taken is not None:
+            work.append((*taken, path.name))
+    for claimed, handle, name in work:
+        with handle:
+            try:
+                statement_import(source=claimed, filename=name, origin=BankStatement.Source.DROP_FOLDER)
+            except (StatementParseError, DomainError) as exc:
+                message = getattr(exc, "message", None) or str(exc)
+                os.replace(claimed, root / "failed" / name)
+                (root / "failed" / f"{name}.error.txt").write_text(message + "\n", encoding="utf-8")
+                logger.warning("statement %s refused: %s", name, message)
+                counts["failed"] += 1
+                continue
+            os.replace(claimed, root / "done" / name)
+            counts["imported"] += 1
     return counts
+
+
+def _original_name(claimed: Path) -> str:
+    """processing/<name> or processing/<name>.<8 hex> (a namesake was in processing/)."""
+    stem, _dot, suffix = claimed.name.rpartition(".")
+    if stem and len(suffix) == 8 and all(c in "0123456789abcdef" for c in suffix):
+        return stem
+    return claimed.name

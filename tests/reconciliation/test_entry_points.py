@@ -55,3 +55,36 @@ def test_drop_folder(world, settings, tmp_path):
     assert BankStatement.objects.get().source == BankStatement.Source.DROP_FOLDER
     assert BankTransaction.objects.count() == 8
     assert import_drop_folder() == {"imported": 0, "failed": 0}
+
+
+def test_drop_folder_takes_back_a_file_left_by_a_dead_worker(world, settings, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    settings.STATEMENT_DROP_DIR = tmp_path
+    (tmp_path / "processing").mkdir()
+    (tmp_path / "a.xml").write_bytes(sample("camt053_v02_bnp.xml"))
+    # given a worker that claimed the file (renamed into processing/ and locked) and is still at it
+    worker = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"os.rename({str(tmp_path / 'a.xml')!r}, {str(tmp_path / 'processing' / 'a.xml')!r})\n"
+        f"handle = open({str(tmp_path / 'processing' / 'a.xml')!r}, 'rb')\n"
+        "fcntl.flock(handle, fcntl.LOCK_EX)\n"
+        "print('claimed', flush=True)\n"
+        "time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout.readline().strip() == "claimed"
+        # when another pass runs meanwhile, then it leaves the file to the live worker
+        assert import_drop_folder() == {"imported": 0, "failed": 0}
+        assert (tmp_path / "processing" / "a.xml").exists()
+        # when the worker dies without finishing
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    # then the next pass imports the file: nothing is lost
+    assert import_drop_folder() == {"imported": 1, "failed": 0}
+    assert (tmp_path / "done" / "a.xml").exists() and not list((tmp_path / "processing").iterdir())
+    assert BankTransaction.objects.count() == 8
