@@ -27,12 +27,7 @@ from connectors.resources import CustomerResource, InvoiceResource, PaymentResou
 
 
 def enqueue_import(job_id: int) -> None:
-    def enqueue() -> None:
-        from django_q.tasks import async_task
-
-        async_task("connectors.tasks.run_import_job", job_id, q_options={"task_name": f"import-{job_id}"})
-
-    transaction.on_commit(enqueue)
+    transaction.on_commit(lambda: services.import_job_enqueue(job_id=job_id))
 
 
 @admin.register(ColumnMapping)

@@ -5,7 +5,10 @@ The admin, the API, the command and the drop-folder job all call these functions
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import re
+import secrets
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -13,10 +16,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile, File
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from collections_app.dropfolders import abandoned, lock_claimed
 from collections_app.errors import ValidationFailed
 from collections_app.models import Creditor, PaymentRequest
 from collections_app.selectors import transfer_beneficiaries
@@ -31,6 +35,7 @@ from notifications.services import event_emit
 
 ERRORS_KEPT = 20_000
 API_MAX_ROWS = 10_000
+DROP_STAMP_RE = re.compile(r"^\d{8}T\d{6}-(?:[0-9a-f]{6}-)?")
 RETURN_COLUMNS = ["external_ref", "pay_url", "short_reference", "virtual_iban", "iban", "bic",
                   "transfer_reference", "qr_code_url"]
 
@@ -120,6 +125,27 @@ def _source_for(job: ImportJob, items: list[dict] | None) -> RowSource:
                      is_header=lambda headers: names_required_fields(headers, columns))
 
 
+# A worker holds this PostgreSQL session lock on its job from before the claim to the end: a
+# job still "running" whose lock is free lost its worker (killed, out of memory, restarted).
+JOB_LOCK_SPACE = 0x1E8  # the first key of pg_advisory_lock(int, int): import jobs' own key space
+# Without session locks (the SQLite demo database) a job running that long is taken as lost.
+STALE_WITHOUT_LOCKS = dt.timedelta(hours=6)
+
+
+def _job_lock(job_id: int) -> bool:
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [JOB_LOCK_SPACE, job_id])
+        return bool(cursor.fetchone()[0])
+
+
+def _job_unlock(job_id: int) -> None:
+    if connection.vendor == "postgresql" and connection.connection is not None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [JOB_LOCK_SPACE, job_id])
+
+
 def import_job_run(*, job: ImportJob, items: list[dict] | None = None, engine: str = "auto",
                    progress: Callable[[str, float, int], None] | None = None, collect_outcomes: bool = False,
                    write_return_file: bool = True) -> tuple[ImportJob, ImportRun | None]:
@@ -127,11 +153,71 @@ def import_job_run(*, job: ImportJob, items: list[dict] | None = None, engine: s
 
     Not atomic on purpose: reading commits its progress as it goes; the writing is one
     transaction of its own (pipeline.run_import), committed together with the job's new status."""
-    claimed = _claim(job)
-    if claimed is None:
+    if not _job_lock(job.pk):  # a live worker is at it
         job.refresh_from_db()
         return job, None
-    job = claimed
+    try:
+        claimed = _claim(job)
+        if claimed is None:
+            job.refresh_from_db()
+            return job, None
+        return _run_claimed(claimed, items=items, engine=engine, progress=progress,
+                            collect_outcomes=collect_outcomes, write_return_file=write_return_file)
+    finally:
+        _job_unlock(job.pk)
+
+
+def _worker_gone(job: ImportJob, now: dt.datetime) -> bool:
+    if connection.vendor != "postgresql":
+        return job.started_at is not None and job.started_at < now - STALE_WITHOUT_LOCKS
+    if not _job_lock(job.pk):
+        return False
+    _job_unlock(job.pk)
+    return True
+
+
+def import_jobs_recover(*, now: dt.datetime | None = None) -> list[ImportJob]:
+    """Imports left "running" by a worker that died. Their writing died with the worker (one
+    transaction), so nothing of them is in the database. With a file they run again (importing
+    is idempotent); an API call's rows died with the call: failed, and the client sends the
+    call again."""
+    now = now or timezone.now()
+    recovered = []
+    for job_id in ImportJob.objects.filter(status=ImportJob.Status.RUNNING).order_by("pk").values_list("pk",
+                                                                                                      flat=True):
+        with transaction.atomic():
+            job = ImportJob.objects.select_for_update(skip_locked=True).filter(
+                pk=job_id, status=ImportJob.Status.RUNNING).first()
+            if job is None or not _worker_gone(job, now):
+                continue
+            if job.file:
+                previous = job.status
+                job.status = ImportJob.Status.PENDING
+                job.phase = ""
+                job.progress = 0
+                job.message = _("Its worker stopped during the import (nothing of it was written): it runs again.")
+                job.save(update_fields=["status", "phase", "progress", "message"])
+                event_emit(type="invoice_import.requeued", creditor_id=job.creditor_id,
+                           payload=_job_payload(job, previous), subjects={"import_job": job.pk})
+                if job.source != ImportJob.Source.DROP_FOLDER:  # the drop-folder poll runs its own
+                    transaction.on_commit(lambda pk=job.pk: import_job_enqueue(job_id=pk))
+            else:
+                _finish(job, ImportRun(rows_total=job.rows_total), status=ImportJob.Status.FAILED,
+                        message=_("Its worker stopped during the import: nothing was written. Send the call "
+                                  "again."))
+        recovered.append(job)
+    return recovered
+
+
+def import_job_enqueue(*, job_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("connectors.tasks.run_import_job", job_id, q_options={"task_name": f"import-{job_id}"})
+
+
+def _run_claimed(job: ImportJob, *, items: list[dict] | None, engine: str,
+                 progress: Callable[[str, float, int], None] | None, collect_outcomes: bool,
+                 write_return_file: bool) -> tuple[ImportJob, ImportRun | None]:
     mapping = job.mapping
     report = _progress_writer(job, progress)
     run = ImportRun()
@@ -283,9 +369,11 @@ def import_dir() -> Path:
 def drop_folder_scan(*, now=None) -> list[ImportJob]:
     """Turn every file waiting in IMPORT_DIR/<mapping name>/ into a pending import job.
 
-    The file is moved (same filesystem: atomic) into IMPORT_DIR/<mapping>/processing/ before
-    its job is created, so two scanners never take the same file; ERPs should write a file
-    under a temporary name (a leading dot or .tmp/.part suffix) and rename it when complete."""
+    The file is moved (same filesystem: atomic) into IMPORT_DIR/<mapping>/processing/ and
+    locked before its job is created, so two scanners never take the same file; ERPs should
+    write a file under a temporary name (a leading dot or .tmp/.part suffix) and rename it when
+    complete. A file that a dead scanner left in processing/ becomes a job on the next scan
+    (if it died after creating the job, the file is imported twice: that creates nothing new)."""
     jobs = []
     base = import_dir()
     base.mkdir(parents=True, exist_ok=True)
@@ -293,23 +381,28 @@ def drop_folder_scan(*, now=None) -> list[ImportJob]:
         mapping = ColumnMapping.objects.filter(name=folder.name).select_related("creditor").first()
         if mapping is None:
             continue
+        processing = folder / "processing"
+        processing.mkdir(exist_ok=True)
+        work = [(claimed, handle, DROP_STAMP_RE.sub("", claimed.name)) for claimed, handle in abandoned(processing)]
         for path in sorted(folder.iterdir()):
             if not path.is_file() or path.name.startswith(".") or path.suffix.lower() in (".tmp", ".part"):
                 continue
-            processing = folder / "processing"
-            processing.mkdir(exist_ok=True)
             stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
-            claimed = processing / f"{stamp}-{path.name}"
+            claimed = processing / f"{stamp}-{secrets.token_hex(3)}-{path.name}"
             try:
                 path.rename(claimed)
             except FileNotFoundError:  # another scanner took it
                 continue
-            with open(claimed, "rb") as handle:
+            handle = lock_claimed(claimed)
+            if handle is not None:
+                work.append((claimed, handle, path.name))
+        done = folder / "done"
+        done.mkdir(exist_ok=True)
+        for claimed, handle, name in work:
+            with handle:
                 job = import_job_create(creditor=mapping.creditor, source=ImportJob.Source.DROP_FOLDER,
-                                        filename=path.name, content=File(handle, name=path.name), mapping=mapping)
-            done = folder / "done"
-            done.mkdir(exist_ok=True)
-            shutil.move(str(claimed), done / claimed.name)
+                                        filename=name, content=File(handle, name=name), mapping=mapping)
+                shutil.move(str(claimed), done / claimed.name)
             jobs.append(job)
     return jobs
 

@@ -167,6 +167,9 @@ _IMPORT = ("import_job_id", "status", "previous_status", "source", "filename", "
            "rows_valid", "rows_rejected", "customers_created", "invoices_created", "invoices_updated",
            "invoices_unchanged", "payment_requests_created")
 register("invoice_import.started", "An invoice import (file, drop folder or API call) started.", _IMPORT)
+register("invoice_import.requeued",
+         "An invoice import whose worker stopped (nothing of it was written) is pending again, to run again.",
+         _IMPORT)
 register("invoice_import.finished",
          "An invoice import finished: status says imported, partial (rows rejected), failed or previewed (dry run).",
          _IMPORT)

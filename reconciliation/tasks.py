@@ -1,7 +1,6 @@
 """Jobs of reconciliation (django-q2). Declared once in config/schedules.py."""
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import secrets
@@ -10,6 +9,7 @@ from typing import IO
 
 from django.conf import settings
 
+from collections_app.dropfolders import abandoned, lock_claimed
 from collections_app.errors import DomainError
 from reconciliation.imports import statement_import
 from reconciliation.models import BankStatement
@@ -22,24 +22,6 @@ def drop_folder() -> Path:
     return Path(getattr(settings, "STATEMENT_DROP_DIR", settings.DROP_DIR / "statements"))
 
 
-def _lock(path: Path) -> IO[bytes] | None:
-    """Open and lock a claimed file for as long as this worker works on it. None when a live
-    worker holds it, or it moved on meanwhile. The lock dies with the process that holds it:
-    a file left in processing/ by a dead worker is taken again by the next pass."""
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the caller
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
-            raise FileNotFoundError(path)
-    except (BlockingIOError, FileNotFoundError):
-        handle.close()
-        return None
-    return handle
-
-
 def _claim(path: Path, processing: Path) -> tuple[Path, IO[bytes]] | None:
     claimed = processing / path.name
     if claimed.exists():  # a namesake is still being worked on
@@ -48,7 +30,7 @@ def _claim(path: Path, processing: Path) -> tuple[Path, IO[bytes]] | None:
         os.rename(path, claimed)
     except FileNotFoundError:
         return None  # another worker took it
-    handle = _lock(claimed)
+    handle = lock_claimed(claimed)
     return (claimed, handle) if handle else None
 
 
@@ -63,11 +45,9 @@ def import_drop_folder() -> dict[str, int]:
         (root / sub).mkdir(parents=True, exist_ok=True)
     counts = {"imported": 0, "failed": 0}
     work: list[tuple[Path, IO[bytes], str]] = []
-    for leftover in sorted(p for p in processing.iterdir() if p.is_file()):
-        handle = _lock(leftover)
-        if handle is not None:
-            logger.warning("statement %s was left half imported by a dead worker: importing it again", leftover.name)
-            work.append((leftover, handle, _original_name(leftover)))
+    for leftover, handle in abandoned(processing):
+        logger.warning("statement %s was left half imported by a dead worker: importing it again", leftover.name)
+        work.append((leftover, handle, _original_name(leftover)))
     for path in sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")):
         taken = _claim(path, processing)
         if taken is not None:

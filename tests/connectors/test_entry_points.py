@@ -131,6 +131,34 @@ def test_drop_folder_is_polled_and_files_move_to_done(settings, tmp_path):
     assert poll_drop_folder() == []
 
 
+@pytest.mark.django_db(transaction=True)
+def test_drop_folder_takes_back_files_a_dead_scanner_left_in_processing(settings, tmp_path):
+    import fcntl
+
+    from tests.factories import CreditorFactory
+
+    creditor = CreditorFactory()
+    settings.CONNECTORS_IMPORT_DIR = tmp_path / "in"
+    ColumnMapping.objects.create(name="erp-b", creditor=creditor)
+    processing = tmp_path / "in" / "erp-b" / "processing"
+    processing.mkdir(parents=True)
+    # given one file a scanner claimed and died on, and one a live scanner still holds
+    shutil.copy(FILES / "utf8_bom_english.csv", processing / "20260304T060000-daily.csv")
+    shutil.copy(FILES / "sage_cp1252_semicolon.csv", processing / "20260304T060001-a1b2c3-held.csv")
+    with open(processing / "20260304T060001-a1b2c3-held.csv", "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        # when the drop folder is polled
+        ids = poll_drop_folder()
+    # then the abandoned file is imported under its own name, the held one is left alone
+    assert [ImportJob.objects.get(pk=pk).filename for pk in ids] == ["daily.csv"]
+    assert ImportJob.objects.get(pk=ids[0]).invoices_created == 2
+    assert [p.name for p in processing.iterdir()] == ["20260304T060001-a1b2c3-held.csv"]
+    # and once its scanner is gone, the next poll takes it
+    ids = poll_drop_folder()
+    assert [ImportJob.objects.get(pk=pk).filename for pk in ids] == ["held.csv"]
+    assert not list(processing.iterdir())
+
+
 @pytest.mark.django_db
 def test_status_files_have_every_change_once(creditor, customer, settings, tmp_path):
     settings.CONNECTORS_EXPORT_DIR = tmp_path / "out"

@@ -1,0 +1,41 @@
+"""Files claimed from drop folders (ERP invoice files, bank statements).
+
+A worker claims a dropped file by renaming it into processing/ (atomic: two workers never take
+the same file) and keeps it locked (flock) for as long as it works on it. The lock dies with
+the process that holds it, so a file that a dead worker left in processing/ can be told from
+one a live worker is still on, and taken again."""
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import IO
+
+
+def lock_claimed(path: Path) -> IO[bytes] | None:
+    """Open and lock a claimed file; None when a live worker holds it or it moved on meanwhile.
+    Closing the returned handle releases the lock."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
+            raise FileNotFoundError(path)
+    except (BlockingIOError, FileNotFoundError):
+        handle.close()
+        return None
+    return handle
+
+
+def abandoned(processing: Path) -> list[tuple[Path, IO[bytes]]]:
+    """The files in processing/ that no live worker holds, each locked for the caller."""
+    if not processing.is_dir():
+        return []
+    found = []
+    for path in sorted(p for p in processing.iterdir() if p.is_file()):
+        handle = lock_claimed(path)
+        if handle is not None:
+            found.append((path, handle))
+    return found

@@ -1,0 +1,92 @@
+"""A worker killed in the middle of an import: nothing of it is written, the job does not stay
+"running" for ever, and it runs again to the end (real processes, PostgreSQL)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as dj_settings
+
+from collections_app.models import Invoice, PaymentRequest
+from connectors.models import ImportJob
+from connectors.services import import_job_create, import_jobs_recover
+from connectors.tasks import run_import_job
+from notifications.models import Event
+from tests.factories import CreditorFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = 40_000
+
+
+def _command(*args: str) -> subprocess.Popen:
+    db = dj_settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@/{db['NAME']}?host={db['HOST']}&port={db['PORT']}"
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.base", "SECRET_KEY": "test",
+           "MEDIA_ROOT": str(dj_settings.MEDIA_ROOT)}
+    return subprocess.Popen([sys.executable, "manage.py", *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def _big_file(path: Path) -> Path:
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("reference;customer_ref;name;amount;issue_date;due_date\n")
+        for i in range(ROWS):
+            out.write(f"K-{i:06d};C{i % 500};Client {i % 500};{10 + i % 90},50;01/03/2026;31/03/2026\n")
+    return path
+
+
+def test_an_import_whose_worker_is_killed_runs_again_to_the_end(tmp_path):
+    creditor = CreditorFactory()
+    with open(_big_file(tmp_path / "big.csv"), "rb") as handle:
+        from django.core.files import File
+
+        job = import_job_create(creditor=creditor, filename="big.csv", content=File(handle, name="big.csv"))
+    # given a worker (the cluster's task) importing the file
+    worker = _command("shell", "-c", f"from connectors.tasks import run_import_job; run_import_job({job.pk})")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.status == ImportJob.Status.RUNNING and job.rows_total > 0:
+                break
+            assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
+            time.sleep(0.05)
+        assert job.status == ImportJob.Status.RUNNING
+        # a recovery pass while it works leaves it alone
+        assert import_jobs_recover() == []
+        # when the worker is killed in the middle
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.RUNNING
+    assert not Invoice.objects.filter(creditor=creditor).exists()  # its writing died with it
+    # then the next recovery pass puts it back, and it runs again to the end
+    assert [j.pk for j in import_jobs_recover()] == [job.pk]
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.PENDING and "runs again" in job.message
+    assert run_import_job(job.pk) == ImportJob.Status.SUCCEEDED
+    assert Invoice.objects.filter(creditor=creditor).count() == ROWS
+    assert PaymentRequest.objects.filter(creditor=creditor).count() == ROWS
+    statuses = list(Event.objects.filter(type__startswith="invoice_import.", payload__import_job_id=job.pk)
+                    .order_by("pk").values_list("type", flat=True))
+    assert statuses == ["invoice_import.started", "invoice_import.requeued", "invoice_import.started",
+                        "invoice_import.finished"]
+
+
+def test_an_api_import_whose_worker_died_is_failed_not_left_running():
+    creditor = CreditorFactory()
+    job = import_job_create(creditor=creditor, source=ImportJob.Source.API, filename="api-3-rows")
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING)  # its web worker died
+    assert [j.pk for j in import_jobs_recover()] == [job.pk]
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED and "Send the call again" in job.message
