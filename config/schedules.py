@@ -25,6 +25,9 @@ SCHEDULES: list[dict] = [
     # issue 4: bank statements dropped in DROP_DIR/statements
     {"name": "import-statement-drop-folder", "func": "reconciliation.tasks.import_drop_folder",
      "schedule_type": Schedule.MINUTES, "minutes": 5},
+    # ...and transactions stored by an import whose worker died before matching them
+    {"name": "match-new-transactions", "func": "reconciliation.tasks.match_new_transactions",
+     "schedule_type": Schedule.MINUTES, "minutes": 5},
     # issue 6: reminders (windows open and close during the day; each run sends what is due and in window)
     {"name": "run-dunning", "func": "collections_app.dunning.tasks.run_dunning",
      "schedule_type": Schedule.MINUTES, "minutes": 15},

@@ -116,7 +116,7 @@ def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = 
         sha = _sha256(stream)
         existing = list(BankStatement.objects.filter(file_sha256=sha).order_by("index_in_file"))
         if existing:
-            return _already_imported(fmt, filename, existing)
+            return _already_imported(fmt, filename, existing, match=match)
         try:
             result = _store(stream, fmt=fmt, filename=filename, sha=sha, origin=origin, user=user)
         except IntegrityError:
@@ -124,7 +124,7 @@ def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = 
             existing = list(BankStatement.objects.filter(file_sha256=sha).order_by("index_in_file"))
             if not existing:
                 raise
-            return _already_imported(fmt, filename, existing)
+            return _already_imported(fmt, filename, existing, match=match)
     finally:
         if owned:
             stream.close()
@@ -135,11 +135,17 @@ def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = 
     return result
 
 
-def _already_imported(fmt: str, filename: str, statements: list[BankStatement]) -> ImportResult:
+def _already_imported(fmt: str, filename: str, statements: list[BankStatement], *, match: bool) -> ImportResult:
     total = sum(s.transaction_count + s.duplicate_count for s in statements)
-    return ImportResult(format=fmt, filename=filename, statement_ids=[s.pk for s in statements], created=0,
-                        duplicates=total, already_imported=True,
-                        warnings=[_("This file was already imported.")])
+    result = ImportResult(format=fmt, filename=filename, statement_ids=[s.pk for s in statements], created=0,
+                          duplicates=total, already_imported=True,
+                          warnings=[_("This file was already imported.")])
+    if match:
+        # The first import may have died between storing and matching: finish its matching.
+        from reconciliation.matching import transactions_match
+
+        result.matching = transactions_match(statement_ids=result.statement_ids, only_new=True)
+    return result
 
 
 def bank_account_resolve(*, header: StatementHeader) -> BankAccount:

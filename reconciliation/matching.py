@@ -59,7 +59,7 @@ class _Candidate:
 
 
 def transactions_match(*, statement_ids: list[int] | None = None, transaction_ids: list[int] | None = None,
-                       today: dt.date | None = None, bulk: bool = True) -> dict[str, int]:
+                       today: dt.date | None = None, bulk: bool = True, only_new: bool = False) -> dict[str, int]:
     """Match new (and still unmatched) transactions; returns counts per outcome.
 
     bulk (PostgreSQL only): allocations, events and review-queue updates of a chunk written
@@ -68,7 +68,9 @@ def transactions_match(*, statement_ids: list[int] | None = None, transaction_id
     """
     bulk = bulk and connection.vendor == "postgresql"
     rules = matching_rules_ensure()
-    base = BankTransaction.objects.filter(status__in=[BankTransaction.Status.NEW, BankTransaction.Status.UNMATCHED])
+    statuses = [BankTransaction.Status.NEW] if only_new else [BankTransaction.Status.NEW,
+                                                               BankTransaction.Status.UNMATCHED]
+    base = BankTransaction.objects.filter(status__in=statuses)
     if statement_ids is not None:
         base = base.filter(statement_id__in=statement_ids)
     if transaction_ids is not None:
@@ -79,8 +81,7 @@ def transactions_match(*, statement_ids: list[int] | None = None, transaction_id
         with transaction.atomic():
             chunk = list(BankTransaction.objects.select_for_update(skip_locked=True, of=("self",))
                          .select_related("bank_account")
-                         .filter(pk__in=ids[start:start + CHUNK],
-                                 status__in=[BankTransaction.Status.NEW, BankTransaction.Status.UNMATCHED]))
+                         .filter(pk__in=ids[start:start + CHUNK], status__in=statuses))
             for outcome, count in _match_chunk(chunk, rules, bulk=bulk).items():
                 totals[outcome] += count
     return dict(totals)

@@ -74,3 +74,12 @@ def _original_name(claimed: Path) -> str:
     if stem and len(suffix) == 8 and all(c in "0123456789abcdef" for c in suffix):
         return stem
     return claimed.name
+
+
+def match_new_transactions() -> dict[str, int]:
+    """Every 5 minutes: transactions stored but never matched (the import's worker died between
+    storing and matching) are matched now. Chunks are claimed with SKIP LOCKED, so a matching
+    still running elsewhere is not disturbed."""
+    from reconciliation.matching import transactions_match
+
+    return transactions_match(only_new=True)

@@ -268,3 +268,27 @@ def test_a_return_without_end_to_end_id_is_found_by_its_mandate_and_amount(world
     statement_import(source=_return_without_e2e(world.account.account_id, "RET-2", mandate, "99.00"))
     assert tx(bank_reference="RET-2").status == BankTransaction.Status.UNMATCHED
     assert transactions_match(transaction_ids=[tx(bank_reference="RET-2").pk]) == {"unmatched": 1}
+
+
+def test_transactions_stored_by_an_import_that_died_before_matching_are_matched_later(world):
+    # given a statement stored, whose worker died before matching it
+    content = sample("camt053_v02_bnp.xml")
+    statement_import(source=content, filename="a.xml", match=False)
+    assert BankTransaction.objects.filter(status=BankTransaction.Status.NEW).count() == 8
+    # when the file is dropped again: already imported, but its matching is finished
+    again = statement_import(source=content, filename="a.xml")
+    assert again.already_imported and again.created == 0
+    assert again.matching["matched"] > 0
+    assert not BankTransaction.objects.filter(status=BankTransaction.Status.NEW).exists()
+    world.dupont_old.refresh_from_db()
+    assert world.dupont_old.status == Invoice.Status.PAID
+
+
+def test_the_schedule_matches_what_was_stored_but_never_matched(world):
+    from reconciliation.tasks import match_new_transactions
+
+    statement_import(source=sample("camt053_v02_bnp.xml"), filename="a.xml", match=False)
+    counts = match_new_transactions()
+    assert counts["matched"] > 0 and not BankTransaction.objects.filter(status=BankTransaction.Status.NEW).exists()
+    # unmatched ones wait in the review queue; the schedule does not go over them again
+    assert match_new_transactions() == {}
