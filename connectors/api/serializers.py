@@ -16,6 +16,11 @@ class InvoiceRowSerializer(serializers.Serializer):
     email = serializers.EmailField(required=False)
     phone = serializers.CharField(required=False)
     amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    balance = serializers.DecimalField(
+        max_digits=14, decimal_places=2, required=False,
+        help_text="What remains due in the ERP. Below what remains due here, the difference was received "
+                  "outside (cheque, cash…): it is recorded as a payment on the invoice, and reminders stop. "
+                  "0 on a new invoice: nothing is created (status already_paid).")
     currency = serializers.CharField(required=False, help_text="ISO 4217; default: the creditor's.")
     issue_date = serializers.DateField(required=False, help_text="Default: today.")
     due_date = serializers.DateField()
@@ -34,8 +39,8 @@ class BulkImportSerializer(serializers.Serializer):
 class RowResultSerializer(serializers.Serializer):
     row = serializers.IntegerField()
     external_ref = serializers.CharField()
-    status = serializers.ChoiceField(choices=["created", "updated", "unchanged", "rejected", "not_imported",
-                                              "valid"])
+    status = serializers.ChoiceField(choices=["created", "updated", "unchanged", "already_paid", "rejected",
+                                              "not_imported", "valid"])
     errors = serializers.ListField(child=serializers.DictField())
     pay_url = serializers.URLField(required=False)
     short_reference = serializers.CharField(required=False)

@@ -14,6 +14,7 @@ FIELDS: dict[str, tuple[object, bool]] = {
     "email": (_("email"), False),
     "phone": (_("phone"), False),
     "amount": (_("amount"), True),
+    "balance": (_("balance due"), False),
     "currency": (_("currency"), False),
     "issue_date": (_("issue date"), False),
     "due_date": (_("due date"), True),
@@ -21,9 +22,8 @@ FIELDS: dict[str, tuple[object, bool]] = {
 }
 
 # Headers are compared after header_key(): lower case, accents removed, spaces/dashes/dots → "_".
-# When a file has several columns for one field, the alias listed first wins: what remains due
-# over the invoice total (a partly paid invoice is collected for its balance), the company name
-# over a contact's name.
+# When a file has several columns for one field, the alias listed first wins (the company name
+# over a contact's name).
 DEFAULT_HEADERS: dict[str, tuple[str, ...]] = {
     "external_ref": ("reference", "invoice_ref", "invoice_number", "invoice_no", "invoice", "external_ref",
                      "numero_facture", "num_facture", "no_facture", "n_facture", "facture", "reference_facture",
@@ -37,8 +37,12 @@ DEFAULT_HEADERS: dict[str, tuple[str, ...]] = {
               "adresse_mail"),
     "phone": ("phone", "telephone", "tel", "mobile", "portable", "phone_number", "numero_telephone",
               "numero_de_telephone", "telephone_portable", "tel_portable", "gsm"),
-    "amount": ("amount_due", "amount_remaining", "reste_a_payer", "montant_restant", "montant_du",
-               "montant_a_payer", "solde", "amount", "montant", "montant_ttc", "total_ttc", "amount_total", "total"),
+    "amount": ("amount", "amount_total", "total", "invoice_amount", "montant", "montant_ttc", "total_ttc",
+               "montant_facture", "amount_due", "montant_du", "montant_a_payer"),
+    # What remains due according to the ERP, next to the invoice's amount: what it says was paid
+    # outside (cheque, cash, offset) is recorded as a payment, so reminders stop.
+    "balance": ("balance", "balance_due", "amount_remaining", "remaining", "open_amount", "outstanding",
+                "reste_a_payer", "montant_restant", "restant_du", "solde", "solde_du"),
     "currency": ("currency", "devise", "monnaie"),
     "issue_date": ("issue_date", "invoice_date", "date", "date_facture", "date_emission", "date_de_facture",
                    "date_d_emission", "date_de_facturation", "date_piece"),
@@ -82,6 +86,11 @@ def resolve_headers(headers: list[str], columns: dict[str, str] | None = None) -
     for field, (_rank, index) in defaults.items():
         if field not in taken:
             result[index] = field
+            taken.add(field)
+    if "amount" not in taken and "balance" in taken:
+        # Only what remains due is given: that is the amount to collect.
+        index = next(i for i, f in result.items() if f == "balance")
+        result[index] = "amount"
     return dict(sorted(result.items()))
 
 

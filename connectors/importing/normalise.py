@@ -39,6 +39,7 @@ class CleanRow(NamedTuple):
     issue_date: dt.date
     due_date: dt.date
     description: str
+    balance: Decimal | None = None  # what remains due according to the ERP, when the file says
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,21 @@ def parse_date(value: Any, date_format: str = "") -> dt.date:
                     % {"value": value, "format": date_format or "dd/mm/yyyy, yyyy-mm-dd"})
 
 
+def _without_currency_code(raw: Any, currency: str) -> tuple[Any, str | None]:
+    """ "1 234,56 EUR" -> "1 234,56", or an error when the code is not the row's currency."""
+    if not (isinstance(raw, str) and (raw[0].isalpha() or raw[-1].isalpha())):
+        return raw, None
+    code = _AMOUNT_CODE.search(raw)
+    if code is None:
+        return raw, None
+    written = (code.group(1) or code.group(2)).upper()
+    message = None
+    if written != currency:
+        message = _("The amount is written in %(written)s but the row's currency is %(currency)s.") \
+            % {"written": written, "currency": currency}
+    return _AMOUNT_CODE.sub("", raw), message
+
+
 class Normaliser:
     """Cleans rows of one file. Keeps the invoice numbers seen so far: a number that comes
     back later in the same file is an error on the later row."""
@@ -121,6 +137,7 @@ class Normaliser:
         self.decimal_separator = decimal_separator
         self.today = today or dt.date.today()
         self.seen: dict[str, int] = {}
+        self.has_balance = "balance" in self.field_columns
         self._dates: dict[str, dt.date] = {}
         self._text_columns = [(f, self.field_columns.get(f), FIELDS[f][1], MAX_LENGTHS[f])
                               for f in ("external_ref", "customer_ref", "name", "email", "phone", "description")]
@@ -193,14 +210,7 @@ class Normaliser:
         if raw_amount is None:
             errors.append(RowError(number, self.column_name("amount"), _("This field is required.")))
         else:
-            message = None
-            if isinstance(raw_amount, str) and (raw_amount[0].isalpha() or raw_amount[-1].isalpha()) \
-                    and (code := _AMOUNT_CODE.search(raw_amount)):
-                written = (code.group(1) or code.group(2)).upper()
-                if written != currency:
-                    message = _("The amount is written in %(written)s but the row's currency is %(currency)s.") \
-                        % {"written": written, "currency": currency}
-                raw_amount = _AMOUNT_CODE.sub("", raw_amount)
+            raw_amount, message = _without_currency_code(raw_amount, currency)
             try:
                 if message:
                     raise CellError(message)
@@ -216,7 +226,32 @@ class Normaliser:
             except CellError as exc:
                 message = str(exc)
             if message:
+                amount = None
                 errors.append(RowError(number, self.column_name("amount"), message))
+
+        balance = None
+        if self.has_balance:
+            raw_balance = self._cell(values, "balance")
+            if raw_balance is not None:
+                raw_balance, message = _without_currency_code(raw_balance, currency)
+                try:
+                    if message:
+                        raise CellError(message)
+                    balance = parse_amount(raw_balance, self.decimal_separator)
+                except CellError as exc:
+                    errors.append(RowError(number, self.column_name("balance"), str(exc)))
+                else:
+                    if balance < 0:
+                        message = _("The balance due cannot be negative.")
+                    elif amount is not None and balance > amount:
+                        message = _("The balance due cannot be above the amount.")
+                    elif known_currency and balance != balance.quantize(quantum(currency)):
+                        message = _("Too many decimals for %(currency)s.") % {"currency": currency}
+                    else:
+                        message = None
+                        balance = balance.quantize(_CENT)
+                    if message:
+                        errors.append(RowError(number, self.column_name("balance"), message))
 
         dates: dict[str, dt.date | None] = {}
         for field in ("issue_date", "due_date"):
@@ -248,4 +283,4 @@ class Normaliser:
         if errors:
             return None, errors
         return CleanRow(number, ref, text["customer_ref"], text["name"], email, text["phone"], amount,
-                        currency, issue_date, due_date, text["description"]), []
+                        currency, issue_date, due_date, text["description"], balance), []

@@ -80,6 +80,7 @@ def run_import(*, creditor, source: RowSource, columns: dict[str, str] | None, d
             run.rows_valid += 1
             if len(run.preview) < PREVIEW_ROWS:
                 run.preview.append({**clean._asdict(), "amount": str(clean.amount),
+                                    "balance": None if clean.balance is None else str(clean.balance),
                                     "issue_date": clean.issue_date.isoformat(),
                                     "due_date": clean.due_date.isoformat()})
             if spool is not None:

@@ -30,6 +30,7 @@ from collections_app.models import (
     Creditor,
     Customer,
     Invoice,
+    PaymentMethod,
     PaymentRequest,
 )
 from connectors.importing.normalise import CleanRow, RowError
@@ -37,7 +38,7 @@ from notifications.dispatch import schedule_dispatch_on_commit
 from notifications.models import Event, EventSubject
 
 COPY_COLUMNS = ("row_no", "external_ref", "customer_ref", "name", "email", "phone", "amount", "currency",
-                "issue_date", "due_date", "description")
+                "issue_date", "due_date", "description", "balance")
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -47,7 +48,7 @@ def copy_line(row: CleanRow) -> str:
         str(row.row), row.external_ref.translate(_ESCAPES), row.customer_ref.translate(_ESCAPES),
         row.name.translate(_ESCAPES), row.email.translate(_ESCAPES), row.phone.translate(_ESCAPES),
         str(row.amount), row.currency, row.issue_date.isoformat(), row.due_date.isoformat(),
-        row.description.translate(_ESCAPES),
+        row.description.translate(_ESCAPES), "\\N" if row.balance is None else str(row.balance),
     )) + "\n"
 
 
@@ -100,16 +101,40 @@ def _invoice_change(invoice: Invoice, row: CleanRow, customer_ref: str) -> tuple
 
 def _apply_invoice_change(invoice: Invoice, changes: dict) -> None:
     invoice = core.invoice_update(invoice=invoice, **changes)
-    if "amount_total" not in changes:
+    if "amount_total" in changes:
+        _import_request_follows(invoice)
+
+
+def _import_request_follows(invoice: Invoice) -> None:
+    # The pay link the import created for this invoice alone follows what is due while nothing
+    # has been paid on it; any other request is left to the finance team.
+    if invoice.status not in Invoice.OPEN_STATUSES:
         return
-    # The pay link the import created for this invoice alone follows the new amount while
-    # nothing has been paid on it; any other request is left to the finance team.
     request = (PaymentRequest.objects.select_for_update()
                .filter(creditor_id=invoice.creditor_id, reference=invoice.external_ref, invoices=invoice,
                        status=PaymentRequest.Status.OPEN, amount_paid=0).first())
     if request is not None and request.invoices.count() == 1:
         request.amount = invoice.amount_due
         request.save(update_fields=["amount", "updated_at"])
+
+
+def _settle_from_balance(invoice_id: int, balance: Decimal) -> bool:
+    """The ERP says less remains due than we know: what it received outside (cheque, cash,
+    offset) is recorded as a payment allocated to the invoice, so that reminders stop and the
+    pay link follows. The invoice is locked first: two imports of one file record it once."""
+    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice_id)
+    due = invoice.amount_due
+    if invoice.status not in Invoice.OPEN_STATUSES or balance >= due:
+        return False
+    received = due - balance
+    payment = core.payment_create(customer=invoice.customer, method=PaymentMethod.OTHER, amount=received,
+                                  currency=invoice.currency, gateway="erp",
+                                  gateway_reference=f"balance:{invoice.external_ref}:{balance}"[:128])
+    core.payment_record_success(payment=payment, allocations=[core.AllocationLine(invoice=invoice,
+                                                                                  amount=received)])
+    invoice.refresh_from_db()
+    _import_request_follows(invoice)
+    return True
 
 
 def _customer_changes(customer: Customer, row: CleanRow) -> dict:
@@ -135,6 +160,14 @@ def write_orm(*, creditor: Creditor, rows: Iterable[CleanRow], collect_outcomes:
     customers: dict[str, Customer] = {}
     for row in rows:
         def write_row(row: CleanRow = row) -> None:
+            invoice = Invoice.objects.filter(creditor=creditor, external_ref=row.external_ref) \
+                .select_related("customer").first()
+            if invoice is None and row.balance == 0:
+                # Paid in the ERP before there was anything to collect: nothing to create.
+                out.invoices_unchanged += 1
+                if collect_outcomes:
+                    out.outcomes[row.external_ref] = "already_paid"
+                return
             customer = customers.get(row.customer_ref) or Customer.objects.filter(
                 creditor=creditor, external_ref=row.customer_ref).first()
             if customer is None:
@@ -147,8 +180,6 @@ def write_orm(*, creditor: Creditor, rows: Iterable[CleanRow], collect_outcomes:
                     customer = core.customer_update(customer=customer, **changes)
                     out.customers_updated += 1
             customers[row.customer_ref] = customer
-            invoice = Invoice.objects.filter(creditor=creditor, external_ref=row.external_ref) \
-                .select_related("customer").first()
             if invoice is None:
                 invoice = core.invoice_create(creditor=creditor, customer=customer, external_ref=row.external_ref,
                                               amount_total=row.amount, currency=row.currency,
@@ -170,6 +201,10 @@ def write_orm(*, creditor: Creditor, rows: Iterable[CleanRow], collect_outcomes:
                 else:
                     out.invoices_unchanged += 1
                     outcome = "unchanged"
+            if row.balance is not None and _settle_from_balance(invoice.pk, row.balance) and outcome == "unchanged":
+                out.invoices_unchanged -= 1
+                out.invoices_updated += 1
+                outcome = "updated"
             if collect_outcomes:
                 out.outcomes[row.external_ref] = outcome
 
@@ -235,7 +270,7 @@ def write_postgres(*, creditor: Creditor, copy_source: IO[str], collect_outcomes
                 row_no int PRIMARY KEY, external_ref text NOT NULL, customer_ref text NOT NULL,
                 name text NOT NULL, email text NOT NULL, phone text NOT NULL, amount numeric(14, 2) NOT NULL,
                 currency text NOT NULL, issue_date date NOT NULL, due_date date NOT NULL,
-                description text NOT NULL
+                description text NOT NULL, balance numeric(14, 2)
             ) ON COMMIT DROP""")
         step("staging", 0.0)
         with cursor.cursor.copy(f"COPY import_rows ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
@@ -244,6 +279,15 @@ def write_postgres(*, creditor: Creditor, copy_source: IO[str], collect_outcomes
         cursor.execute("CREATE INDEX ON import_rows (external_ref)")
         cursor.execute("ANALYZE import_rows")
         step("checking", 0.1)
+        # Paid in the ERP before there was anything to collect: nothing to create.
+        cursor.execute(f"""
+            DELETE FROM import_rows r WHERE r.balance = 0 AND NOT EXISTS (
+                SELECT 1 FROM {invoice_t} i WHERE i.creditor_id = %(creditor)s AND i.external_ref = r.external_ref)
+            RETURNING r.external_ref""", params)
+        for (ref,) in cursor.fetchall():
+            out.invoices_unchanged += 1
+            if collect_outcomes:
+                out.outcomes[ref] = "already_paid"
 
         # Rows about invoices that exist already: same checks as the ORM engine, in Python
         # (they are the rare case of a daily file: re-sent or corrected invoices).
@@ -257,6 +301,7 @@ def write_postgres(*, creditor: Creditor, copy_source: IO[str], collect_outcomes
         invoices = Invoice.objects.in_bulk([e[11] for e in existing])
         updates: list[tuple[CleanRow, Invoice, dict]] = []
         rejected: list[int] = []
+        unchanged: set[int] = set()
         for record in existing:
             row = CleanRow(*record[:11])
             changes, error = _invoice_change(invoices[record[11]], row, record[12])
@@ -267,6 +312,7 @@ def write_postgres(*, creditor: Creditor, copy_source: IO[str], collect_outcomes
                 updates.append((row, invoices[record[11]], changes))
             else:
                 out.invoices_unchanged += 1
+                unchanged.add(row.row)
                 if collect_outcomes:
                     out.outcomes[row.external_ref] = "unchanged"
         cursor.execute(f"""
@@ -408,6 +454,24 @@ def write_postgres(*, creditor: Creditor, copy_source: IO[str], collect_outcomes
             out.invoices_updated += 1
             if collect_outcomes:
                 out.outcomes[row.external_ref] = "updated"
+        # What the ERP says was received outside: the rare rows whose balance is below ours.
+        cursor.execute(f"""
+            SELECT r.row_no, r.external_ref, i.id, r.balance FROM import_rows r
+            JOIN {invoice_t} i ON i.creditor_id = %(creditor)s AND i.external_ref = r.external_ref
+            WHERE r.balance IS NOT NULL AND i.status IN ('open', 'partially_paid')
+              AND i.amount_total - i.amount_paid - i.amount_written_off > r.balance
+            ORDER BY r.row_no""", params)
+        for row_no, ref, invoice_id, balance in cursor.fetchall():
+            settled: list[bool] = []
+            error = _guard(CleanRow(row_no, ref, "", "", "", "", Decimal(0), "", None, None, "", balance),
+                           lambda i=invoice_id, b=balance: settled.append(_settle_from_balance(i, b)))
+            if error:
+                out.errors.append(error)
+            elif settled[0] and row_no in unchanged:
+                out.invoices_unchanged -= 1
+                out.invoices_updated += 1
+                if collect_outcomes:
+                    out.outcomes[ref] = "updated"
         # ON COMMIT DROP is not enough: a dry run, or an import inside a longer transaction, ends
         # with a rollback to a savepoint or goes on.
         cursor.execute(_DROP_TEMP)

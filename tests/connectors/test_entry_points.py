@@ -63,6 +63,20 @@ def test_api_bulk_import_answers_per_row_with_pay_links(bound_api, creditor):
 
 
 @pytest.mark.django_db
+def test_api_bulk_import_records_what_the_erp_received_outside(bound_api, creditor):
+    items = rows(3, prefix="BAL")
+    items[1]["balance"] = "4.50"  # 6.00 received by the ERP (a cheque)
+    items[2]["balance"] = "0"  # settled before anything was to collect
+    body = bound_api.post("/api/v1/invoice-imports/", {"invoices": items}, format="json").json()
+    assert [r["status"] for r in body["results"]] == ["created", "created", "already_paid"]
+    assert body["results"][2]["pay_url"] == ""
+    partly = Invoice.objects.get(creditor=creditor, external_ref="BAL-1")
+    assert (partly.amount_paid, partly.status) == (Decimal("6.00"), "partially_paid")
+    assert PaymentRequest.objects.get(creditor=creditor, reference="BAL-1").amount == Decimal("4.50")
+    assert not Invoice.objects.filter(creditor=creditor, external_ref="BAL-2").exists()
+
+
+@pytest.mark.django_db
 def test_api_bulk_import_rejects_rows_and_limits_size(bound_api, creditor, settings):
     settings.LANGUAGE_CODE = "en"
     items = rows()

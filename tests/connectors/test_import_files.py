@@ -302,11 +302,12 @@ def test_header_recognition_ignores_case_accents_and_punctuation():
                                         5: "due_date"}
     assert resolve_headers(headers, {"Divers": "description", "Montant TTC": "ignore"}) == {
         0: "external_ref", 1: "customer_ref", 2: "name", 5: "due_date", 6: "description"}
-    # several columns for one field: the balance still due over the total, the company over a contact
+    # several columns for one field: the company over a contact; the total and what remains due
     headers = ["N° facture", "Code client", "Nom", "Raison sociale", "Montant TTC", "Reste à payer", "Échéance"]
-    assert resolve_headers(headers) == {0: "external_ref", 1: "customer_ref", 3: "name", 5: "amount",
-                                        6: "due_date"}
-    assert resolve_headers(headers, {"Montant TTC": "amount"})[4] == "amount"
+    assert resolve_headers(headers) == {0: "external_ref", 1: "customer_ref", 3: "name", 4: "amount",
+                                        5: "balance", 6: "due_date"}
+    # only what remains due: that is the amount to collect
+    assert resolve_headers(["Facture", "Code client", "Nom", "Solde", "Échéance"])[3] == "amount"
 
 
 @pytest.mark.django_db
@@ -462,3 +463,62 @@ def test_per_debt_virtual_ibans_are_allocated_once_for_the_return_file(creditor,
     # the outbox consumer, running afterwards, finds them there
     dispatch_pending()
     assert VirtualIBAN.objects.count() == len(rows)
+
+
+def _run_text(creditor, tmp_path, name: str, text: str, *, engine: str) -> ImportJob:
+    path = tmp_path / name
+    path.write_bytes(text.encode("cp1252"))
+    with open(path, "rb") as handle:
+        job = import_job_create(creditor=creditor, filename=name, content=File(handle, name=name))
+    job, _run = import_job_run(job=job, engine=engine)
+    job.refresh_from_db()
+    return job
+
+
+BALANCES_DAY_1 = (
+    "N° facture;Code client;Raison sociale;Montant TTC;Reste à payer;Date facture;Échéance\r\n"
+    "B-1;K1;Quincaillerie Petit;100,00;100,00;01/03/2026;31/03/2026\r\n"
+    "B-2;K1;Quincaillerie Petit;200,00;50,00;01/03/2026;31/03/2026\r\n"
+    "B-3;K2;Fleurs Lambert;80,00;0,00;01/03/2026;31/03/2026\r\n"
+)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_what_the_erp_says_was_paid_outside_is_recorded_and_stops_collection(creditor, engine, tmp_path):
+    from collections_app.models import Payment
+
+    # given a daily file with the invoice total and what remains due in the ERP
+    job = _run_text(creditor, tmp_path, "day1.csv", BALANCES_DAY_1, engine=engine)
+    # then what the ERP received outside is a payment on the invoice, and a settled invoice is not created
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert (job.invoices_created, job.invoices_unchanged) == (2, 1)
+    b2 = Invoice.objects.get(creditor=creditor, external_ref="B-2")
+    assert (b2.amount_total, b2.amount_paid, b2.status) == (Decimal("200.00"), Decimal("150.00"), "partially_paid")
+    outside = Payment.objects.get(customer=b2.customer, method="other")
+    assert (outside.amount, outside.status, outside.gateway) == (Decimal("150.00"), "succeeded", "erp")
+    assert PaymentRequest.objects.get(creditor=creditor, reference="B-2").amount_due == Decimal("50.00")
+    assert not Invoice.objects.filter(creditor=creditor, external_ref="B-3").exists()
+    # when the same file comes again, nothing new is recorded
+    again = _run_text(creditor, tmp_path, "day1-again.csv", BALANCES_DAY_1, engine=engine)
+    assert (again.invoices_created, again.invoices_updated, again.invoices_unchanged) == (0, 0, 3)
+    assert Payment.objects.filter(customer=b2.customer).count() == 1
+    # when the next day's file says B-1 was paid in full (a cheque), it is paid and its pay link closed
+    day2 = BALANCES_DAY_1.replace("B-1;K1;Quincaillerie Petit;100,00;100,00", "B-1;K1;Quincaillerie Petit;100,00;0,00")
+    job = _run_text(creditor, tmp_path, "day2.csv", day2, engine=engine)
+    assert (job.invoices_updated, job.invoices_unchanged) == (1, 2)
+    b1 = Invoice.objects.get(creditor=creditor, external_ref="B-1")
+    assert b1.status == Invoice.Status.PAID
+    assert PaymentRequest.objects.get(creditor=creditor, reference="B-1").status == PaymentRequest.Status.PAID
+    assert Event.objects.filter(type="invoice.paid", payload__invoice_id=b1.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_balance_above_the_amount_is_a_row_error(creditor, tmp_path, settings):
+    settings.LANGUAGE_CODE = "en"
+    text = ("reference;customer_ref;name;amount;balance;due_date\r\n"
+            "E-1;K1;Client;100,00;120,00;31/12/2099\r\nE-2;K1;Client;100,00;-1,00;31/12/2099\r\n")
+    job = _run_text(creditor, tmp_path, "bad.csv", text, engine="orm")
+    assert job.errors == [
+        {"row": 2, "column": "balance", "message": "The balance due cannot be above the amount."},
+        {"row": 3, "column": "balance", "message": "The balance due cannot be negative."}]
