@@ -118,13 +118,16 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
             operation = record[32:34]
             reject = record[40:42].strip()
             booking = _date(record[34:40], line)
+            # Some banks leave the entry number at zeros: no reference then, so that two identical
+            # fees the same day stay two movements (see imports.natural_key).
+            entry_no = record[81:88].strip() if record[81:88].strip("0 ") else ""
             if booking is None:
                 raise StatementParseError("movement without a booking date", line=line)
             entry = Entry(
                 booking_date=booking, value_date=_date(record[42:48], line), amount=abs(signed),
                 direction="CRDT" if signed > 0 else "DBIT", currency=currency.strip().upper() or header.currency,
                 bank_transaction_code=f"{operation}/{record[7:11].strip()}".strip("/"),
-                remittance_info=record[48:79].strip(), bank_reference=record[81:88].strip(),
+                remittance_info=record[48:79].strip(), bank_reference=entry_no,
                 entry_reference=record[104:120].strip(),
                 is_reversal=operation in RETURN_OPERATION_CODES or bool(reject and reject != "00"),
                 reason_code=reject if reject and reject != "00" else "",
@@ -136,7 +139,7 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
         elif code == "05":
             if entry is None:
                 raise StatementParseError("complement record (05) without a movement (04)", line=line)
-            _complement(entry, record[45:48], record[48:118].strip())
+            _complement(entry, record[45:48], record[48:118])
         elif code == "07":
             if entry is not None:
                 yield entry
@@ -151,22 +154,49 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
         raise StatementParseError("the file ends without a new balance record (07)")
 
 
-def _complement(entry: Entry, qualifier: str, value: str) -> None:
+IBAN_LIKE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
+REASON_CODE = re.compile(r"\b([A-Z]{2}\d{2})\b")
+
+
+def _complement(entry: Entry, qualifier: str, detail: str) -> None:
+    """One 05 record: its qualifier and its 70 characters (some are two fields of 35)."""
+    value = detail.strip()
+    first, second = detail[:35].strip(), detail[35:].strip()
     if qualifier == "NPY" and not entry.counterparty_name:
         entry.counterparty_name = value[:140]
     elif qualifier == "NBE" and entry.direction == "DBIT" and not entry.counterparty_name:
         entry.counterparty_name = value[:140]
-    elif qualifier in ("IPY", "IBE") and not entry.counterparty_iban:
-        entry.counterparty_iban = value.replace(" ", "")[:64]
+    elif qualifier in ("NPO", "NBU"):
+        # the ultimate payer / beneficiary: the name to go by when the direct one is missing
+        entry.extra[qualifier] = value
+        ultimate_side = "CRDT" if qualifier == "NPO" else "DBIT"
+        if entry.direction == ultimate_side and not entry.counterparty_name:
+            entry.counterparty_name = value[:140]
+    elif qualifier in ("IPY", "IBE"):
+        # an identifier and its type; an IBAN only when it is one
+        entry.extra[qualifier] = value
+        compact = first.replace(" ", "").upper()
+        if IBAN_LIKE.fullmatch(compact) and not entry.counterparty_iban:
+            entry.counterparty_iban = compact[:64]
     elif qualifier == "RCN":
-        entry.end_to_end_id = clean_reference(value)
+        # the payer's reference (end-to-end id) in 35 characters, then the purpose
+        entry.end_to_end_id = clean_reference(first)
+        if second:
+            entry.extra["purpose"] = second
     elif qualifier == "RUM":
         entry.mandate_reference = value[:64]
-    elif qualifier == "MOT" and entry.is_reversal:
-        found = re.search(r"\b([A-Z]{2}\d{2})\b", value)
-        if found:
+    elif qualifier in ("MOT", "RET"):
+        # reason of a reject or return ("RET": unified code, SIT code, label)
+        entry.extra[qualifier] = value
+        if qualifier == "RET":
+            entry.is_reversal = True
+        found = REASON_CODE.search(value)
+        if found and entry.is_reversal and not entry.reason_code:
             entry.reason_code = found.group(1)
-    elif qualifier in ("LCC", "LC2", "LIB", "LCS", "REF"):
+    elif qualifier == "LCS":
+        entry.structured_reference = entry.structured_reference or first[:64]
+        entry.remittance_info = f"{entry.remittance_info} {value}".strip()[:1000]
+    elif qualifier in ("LCC", "LC2", "LIB", "REF"):
         entry.remittance_info = f"{entry.remittance_info} {value}".strip()[:1000]
     else:
         entry.extra[qualifier] = value

@@ -292,3 +292,20 @@ def test_the_schedule_matches_what_was_stored_but_never_matched(world):
     assert counts["matched"] > 0 and not BankTransaction.objects.filter(status=BankTransaction.Status.NEW).exists()
     # unmatched ones wait in the review queue; the schedule does not go over them again
     assert match_new_transactions() == {}
+
+
+def test_cfonb_identical_fees_rcn_purpose_and_ret_reason(world):
+    # given a CFONB file whose entry numbers are left at zeros, with an RCN reference followed by
+    # its purpose, a payer identifier that is no IBAN, and a return whose reason is in RET
+    result = statement_import(source=sample("cfonb120_zero_entry_numbers.txt"), filename="cfonb.txt")
+    # then both identical fees are kept, and the balances add up
+    assert result.created == 4 and result.duplicates == 0 and result.warnings == []
+    assert BankTransaction.objects.filter(amount=Decimal("7.90")).count() == 2
+    credit = BankTransaction.objects.get(amount=Decimal("120.00"))
+    assert credit.end_to_end_id == "E2E-PM-2024-03" and credit.counterparty_iban == ""
+    assert credit.status == BankTransaction.Status.MATCHED  # the invoice number in LCC
+    # the return reverses our direct debit with the reason code from RET
+    world.bernard_dd.refresh_from_db()
+    assert world.bernard_dd.status == Payment.Status.REVERSED and world.bernard_dd.reason_code == "AC04"
+    # importing it again creates nothing
+    assert statement_import(source=sample("cfonb120_zero_entry_numbers.txt"), filename="again.txt").created == 0
