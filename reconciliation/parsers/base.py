@@ -80,5 +80,7 @@ EMPTY_REFERENCES = {"", "NOTPROVIDED", "NONREF", "NONE", "NOT PROVIDED"}
 
 
 def clean_reference(value: str | None) -> str:
+    """A reference, or "" for the placeholders banks write instead (NOTPROVIDED, NONREF, zeros):
+    a placeholder is no reference, or identical movements would be taken for one."""
     value = (value or "").strip()
-    return "" if value.upper() in EMPTY_REFERENCES else value[:64]
+    return "" if value.upper() in EMPTY_REFERENCES or not value.strip("0") else value[:64]

@@ -223,8 +223,8 @@ def _entries(ntry, p: _Paths, header: StatementHeader, number: int) -> Iterator[
     status = (_text(ntry, p("Sts")) or _text(ntry, p("Sts/Cd")) or _text(ntry, p("Sts/Prtry"))).upper()
     base = Entry(
         booking_date=booking, value_date=value, amount=amount, direction=direction, currency=currency,
-        is_reversal=reversal, booked=status not in NOT_BOOKED, bank_reference=_text(ntry, p("AcctSvcrRef"))[:64],
-        entry_reference=_text(ntry, p("NtryRef"))[:64], bank_transaction_code=code,
+        is_reversal=reversal, booked=status not in NOT_BOOKED, bank_reference=clean_reference(_text(ntry, p("AcctSvcrRef"))),
+        entry_reference=clean_reference(_text(ntry, p("NtryRef"))), bank_transaction_code=code,
         remittance_info=_text(ntry, p("AddtlNtryInf"))[:500],
     )
     details = ntry.findall(p("NtryDtls/TxDtls"))
@@ -293,7 +293,7 @@ def _detail(tx, p: _Paths, base: Entry, number: int, position: int, batch_ref: s
     return Entry(
         booking_date=base.booking_date, value_date=base.value_date, amount=amount, direction=direction,
         currency=currency, is_reversal=bool(reason) or base.is_reversal or _is_return_code(code),
-        reason_code=reason[:8], bank_reference=(_text(tx, p("Refs/AcctSvcrRef")) or base.bank_reference)[:64],
+        reason_code=reason[:8], bank_reference=clean_reference(_text(tx, p("Refs/AcctSvcrRef"))) or base.bank_reference,
         entry_reference=base.entry_reference, end_to_end_id=clean_reference(_text(tx, p("Refs/EndToEndId"))),
         transaction_id=clean_reference(_text(tx, p("Refs/TxId"))),
         mandate_reference=_text(tx, p("Refs/MndtId"))[:64], bank_transaction_code=code,

@@ -309,3 +309,14 @@ def test_cfonb_identical_fees_rcn_purpose_and_ret_reason(world):
     assert world.bernard_dd.status == Payment.Status.REVERSED and world.bernard_dd.reason_code == "AC04"
     # importing it again creates nothing
     assert statement_import(source=sample("cfonb120_zero_entry_numbers.txt"), filename="again.txt").created == 0
+
+
+def test_placeholder_bank_references_do_not_merge_identical_movements(world):
+    from tests.reconciliation.builders import camt053
+
+    # given two identical card-fee-like credits the same day whose bank reference is a placeholder
+    entries = [{"amount": "15.00", "ref": "NOTPROVIDED", "text": "REMISE CB", "name": "CB"},
+               {"amount": "15.00", "ref": "NOTPROVIDED", "text": "REMISE CB", "name": "CB"}]
+    # when the statement is imported, then both are kept; and again, nothing more
+    assert statement_import(source=camt053(world.account.account_id, entries), match=False).created == 2
+    assert statement_import(source=camt053(world.account.account_id, entries) + b" ", match=False).created == 0
