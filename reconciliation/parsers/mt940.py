@@ -24,7 +24,7 @@ SWIFT_RETURN_TYPES = {"NRTI", "FRTI", "SRTI", "NRET", "FRET"}
 ISO_REASON_RE = re.compile(
     r"\b(AC0[1-9]|AC1[34]|AG0[1-2]|AM0[1-9]|BE0[1-5]|CNOR|DNOR|FF0[1-5]|MD0[1-7]|MS0[23]|RC01|RR0[1-4]|SL01"
     r"|FOCR|DUPL|TECH|FRAD|CUST|RUTA|NARR)\b")
-SLASH_KEYS = ("EREF", "NAME", "IBAN", "BIC", "REMI", "CNTP", "ORDP", "BENM", "RTRN", "MARF", "CSID", "PURP",
+SLASH_KEYS = ("EREF", "NAME", "IBAN", "BIC", "REMI", "CNTP", "ORDP", "BENM", "RTRN", "MARF", "CSID", "PURP", "BUSP",
               "TRTP", "ADDR", "TRCD", "PREF", "KREF", "ISDT", "SVCL", "RTYP", "OBK", "ID", "ULTD", "ULTC")
 SLASH_RE = re.compile(r"/(" + "|".join(SLASH_KEYS) + r")/")
 
@@ -68,6 +68,40 @@ def _parse_slash_details(text: str) -> dict[str, str]:
     return found
 
 
+SWIFT_LINE = 65  # :86: is up to 6 lines of 65 characters
+
+
+def unwrap(text: str) -> str:
+    """:86: lines joined back. A full line was cut where the 65 characters ran out, often inside
+    a word or a key (ING: "/ERE" + "F/…"): it is joined as is; a shorter one ended on purpose."""
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    joined = lines[0]
+    for previous, line in zip(lines, lines[1:]):
+        joined = joined + line if len(previous) >= SWIFT_LINE else f"{joined.rstrip()} {line.lstrip()}"
+    return joined.strip()
+
+
+# Tags after which an :86: is the statement's own information to the account owner (ING's
+# "/NAME/…//SUM/…", totals), not a continuation of the last transaction's details.
+BALANCE_TAG_RE = re.compile(r"^:(62[FM]|64|65):")
+TAG_RE = re.compile(r"^:\d\d[A-Z]?:")
+
+
+def _drop_statement_information(text: str) -> str:
+    kept: list[str] = []
+    after_balance = skipping = False
+    for line in text.split("\n"):
+        if TAG_RE.match(line):
+            skipping = after_balance and line.startswith(":86:")
+            after_balance = bool(BALANCE_TAG_RE.match(line)) or (after_balance and skipping)
+        elif line.startswith("-"):
+            skipping = after_balance = False
+            line = "-"  # "-XXX" and such trailers end a statement too
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept)
+
+
 def _to_date(value) -> dt.date | None:
     if value is None:
         return None
@@ -90,6 +124,7 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
     # Drop SWIFT envelope blocks ({1:…}{2:…}{3:…}{4: … -}{5:…}) that some banks leave around the text.
     # Blocks may nest one level ({3:{108:REF}}); the trailer {5:{CHK:…}} may follow "-}".
     text = re.sub(r"\{[1-35]:(?:[^{}]|\{[^{}]*\})*\}|\{4:|^-\}", "", text, flags=re.M)
+    text = _drop_statement_information(text.replace("\r\n", "\n"))
     try:
         statements = mt940.parse_statements(text, options=mt940.Options.all())
     except Exception as exc:  # mt-940 raises plain exceptions on broken tags
@@ -143,8 +178,7 @@ def _entry(data: dict, header: StatementHeader, number: int) -> Entry:
     direction = "DBIT" if status.endswith("D") else "CRDT"
     value_date = _to_date(data.get("date"))
     booking_date = _to_date(data.get("entry_date")) or value_date
-    details_raw = data.get("transaction_details") or ""
-    details_raw = " ".join(line.strip() for line in str(details_raw).splitlines())
+    details_raw = unwrap(str(data.get("transaction_details") or ""))
     tx_type = str(data.get("id") or "").strip()
     customer_ref = clean_reference(data.get("customer_reference"))
     bank_ref = clean_reference(data.get("bank_reference"))
@@ -173,7 +207,7 @@ def _entry(data: dict, header: StatementHeader, number: int) -> Entry:
             entry.remittance_info = fields.get("REMI", "")[:1000]
             if fields.get("RTRN"):
                 entry.is_reversal = True
-                entry.reason_code = fields["RTRN"][:8]
+                entry.reason_code = fields["RTRN"].split("/")[0].strip()[:8]
         else:
             entry.remittance_info = details_raw[:1000]
     if entry.is_reversal and not entry.reason_code:

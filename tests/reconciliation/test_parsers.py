@@ -124,3 +124,17 @@ def test_camt_prefixed_namespace_latin1_amounts_in_details_and_pending_entries()
         (Decimal("500.00"), "", False),  # PDNG: not on the account yet
     ]
     assert found[1].batch_reference == found[2].batch_reference == "LOT-0304"
+
+
+def test_mt940_lines_cut_at_65_characters_and_statement_information():
+    # given ING's format: :86: cut every 65 characters (inside "/BENM/", "/CSID/" and words),
+    # a preamble before :20:, the statement's own :86: after its balances, a "-XXX" trailer
+    returned, credit = entries(sample("mt940_nl_ing_wrapped.sta"))
+    # then keys and words cut by the line length are whole again
+    assert returned.end_to_end_id == "E2E-DD-0004-RET" and returned.is_reversal and returned.reason_code == "MD06"
+    assert returned.counterparty_name == "A. de Vries Installatietechniek"
+    assert returned.remittance_info == "terugboeking INV-2024-0050"
+    assert credit.counterparty_name == "Bakkerij van der Heijden"
+    assert credit.counterparty_iban == "NL91ABNA0417164300"
+    # and the statement's information to the account owner is not the last transaction's text
+    assert credit.remittance_info == "Factuur INV-2024-0051 en INV-2024-0052 dank u"
