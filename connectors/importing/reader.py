@@ -168,13 +168,24 @@ def read_xlsx(path: Path, *, is_header: HeaderTest | None = None) -> RowSource:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # zipfile/openpyxl raise many kinds for a file that is not XLSX
         raise ImportFileError(_("The file is not a readable XLSX workbook: %(error)s") % {"error": exc}) from exc
-    sheet = workbook.worksheets[0]
-    iterator = sheet.iter_rows(values_only=True)
-    try:
-        headers, header_row, replay = find_header(iterator, is_header)
-    except ImportFileError:
+    # The first sheet whose header names the required columns (exports put a cover sheet or
+    # a summary first), else the first non-empty sheet, whose missing columns are then reported.
+    chosen = fallback = None
+    for candidate in workbook.worksheets:
+        iterator = candidate.iter_rows(values_only=True)
+        try:
+            found = (candidate, iterator, *find_header(iterator, is_header))
+        except ImportFileError:  # an empty sheet
+            continue
+        if is_header is None or is_header(found[2]):
+            chosen = found
+            break
+        fallback = fallback or found
+    chosen = chosen or fallback
+    if chosen is None:
         workbook.close()
-        raise
+        raise ImportFileError(_("The file is empty."))
+    sheet, iterator, headers, header_row, replay = chosen
     total = max((sheet.max_row or 0), 1)
     state = {"row": header_row}
 
@@ -196,8 +207,11 @@ def open_rows(path: Path, *, filename: str = "", delimiter: str = "auto", encodi
               is_header: HeaderTest | None = None) -> RowSource:
     name = (filename or str(path)).lower()
     with open(path, "rb") as handle:
-        magic = handle.read(4)
-    if name.endswith((".xlsx", ".xlsm")) or magic == b"PK\x03\x04":
+        magic = handle.read(8)
+    if magic == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":  # OLE2: Excel 97-2003
+        raise ImportFileError(_("This is an old Excel workbook (.xls): save it as .xlsx or as CSV, then import "
+                                "it again."))
+    if name.endswith((".xlsx", ".xlsm")) or magic.startswith(b"PK\x03\x04"):
         return read_xlsx(path, is_header=is_header)
     return read_csv(path, delimiter=delimiter, encoding=encoding, is_header=is_header)
 

@@ -116,6 +116,26 @@ def test_xlsx_with_title_rows_above_the_header(creditor, engine):
 
 
 @pytest.mark.django_db
+def test_xlsx_whose_invoices_are_on_a_later_sheet(creditor):
+    job = run_file(creditor, "cover_sheet.xlsx", engine="orm")
+
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert sorted(Invoice.objects.filter(creditor=creditor).values_list("external_ref", flat=True)) == ["S-1", "S-2"]
+
+
+@pytest.mark.django_db
+def test_an_old_excel_workbook_is_refused_with_what_to_do(creditor, tmp_path, settings):
+    settings.LANGUAGE_CODE = "en"
+    path = tmp_path / "export.xls"
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504)
+    with open(path, "rb") as handle:
+        job = import_job_create(creditor=creditor, filename=path.name, content=File(handle, name=path.name))
+    job, _run = import_job_run(job=job, engine="orm")
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED and "save it as .xlsx or as CSV" in job.message
+
+
+@pytest.mark.django_db
 def test_a_file_without_a_recognisable_header_says_which_columns_are_missing(creditor, tmp_path, settings):
     settings.LANGUAGE_CODE = "en"
     path = tmp_path / "no_header.csv"

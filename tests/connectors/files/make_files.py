@@ -64,6 +64,21 @@ def write_titled_xlsx(path: Path) -> None:
     workbook.save(path)
 
 
+def write_cover_sheet_xlsx(path: Path) -> None:
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    cover = workbook.active
+    cover.title = "Synthèse"
+    cover.append(["Encours clients", "Total"])
+    cover.append(["Factures ouvertes", 192.42])
+    sheet = workbook.create_sheet("Factures")
+    sheet.append(["Référence", "Code client", "Nom", "Montant", "Date pièce", "Échéance"])
+    sheet.append(["S-1", "D-1", "Atelier Rousseau", 150.0, dt.datetime(2026, 3, 4), dt.datetime(2026, 4, 3)])
+    sheet.append(["S-2", "D-2", "Librairie Moreau", 42.42, dt.datetime(2026, 3, 4), dt.datetime(2026, 4, 4)])
+    workbook.save(path)
+
+
 def write_xlsx(path: Path) -> None:
     from openpyxl import Workbook
 
@@ -87,4 +102,5 @@ if __name__ == "__main__":
     (HERE / "bad_rows.csv").write_bytes(BAD.encode("utf-8"))
     (HERE / "excel_sep_hint_titled.csv").write_bytes(EXCEL_TITLED.encode("cp1252"))
     write_titled_xlsx(HERE / "titled_export.xlsx")
+    write_cover_sheet_xlsx(HERE / "cover_sheet.xlsx")
     write_xlsx(HERE / "excel_export.xlsx")
