@@ -279,7 +279,12 @@ def _detail(tx, p: _Paths, base: Entry, number: int, position: int, batch_ref: s
     code = _bank_code(tx, p) or base.bank_transaction_code
     reason = _text(tx, p("RtrInf/Rsn/Cd")) or _text(tx, p("RtrInf/Rsn/Prtry"))
     ustrd = " ".join((u.text or "").strip() for u in tx.iterfind(p("RmtInf/Ustrd")))
-    structured = _text(tx, p("RmtInf/Strd/CdtrRefInf/Ref"))
+    # Structured remittance: the creditor reference (RF…), else the invoice numbers it lists
+    # (RfrdDocInf/Nb) and its free additional text.
+    documents = [(d.text or "").strip() for d in tx.iterfind(p("RmtInf/Strd/RfrdDocInf/Nb"))]
+    strd_text = [(a.text or "").strip() for a in tx.iterfind(p("RmtInf/Strd/AddtlRmtInf"))]
+    ustrd = " ".join(x for x in (ustrd, *documents, *strd_text) if x)
+    structured = _text(tx, p("RmtInf/Strd/CdtrRefInf/Ref")) or (documents[0] if documents else "")
     additional = _text(tx, p("AddtlTxInf"))
     if direction == "CRDT":
         counterparty_name, counterparty_iban = _party_name(tx, p, "Dbtr"), _account(tx, p, "Dbtr")

@@ -320,3 +320,22 @@ def test_placeholder_bank_references_do_not_merge_identical_movements(world):
     # when the statement is imported, then both are kept; and again, nothing more
     assert statement_import(source=camt053(world.account.account_id, entries), match=False).created == 2
     assert statement_import(source=camt053(world.account.account_id, entries) + b" ", match=False).created == 0
+
+
+def test_structured_remittance_listing_the_invoices_paid(world):
+    # given a transfer whose structured remittance lists the invoice paid (RfrdDocInf/Nb)
+    statement = f"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>
+<GrpHdr><MsgId>STRD</MsgId><CreDtTm>2024-03-05T06:00:00+01:00</CreDtTm></GrpHdr>
+<Stmt><Id>STRD-1</Id><Acct><Id><IBAN>{world.account.account_id}</IBAN></Id><Ccy>EUR</Ccy></Acct>
+<Ntry><Amt Ccy="EUR">250.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>2024-03-05</Dt></BookgDt>
+<AcctSvcrRef>STRD-0001</AcctSvcrRef><NtryDtls><TxDtls><RltdPties><Dbtr><Pty><Nm>P. Martin</Nm></Pty></Dbtr></RltdPties>
+<RmtInf><Strd><RfrdDocInf><Tp><CdOrPrtry><Cd>CINV</Cd></CdOrPrtry></Tp><Nb>INV-2024-0003</Nb></RfrdDocInf>
+<AddtlRmtInf>Merci</AddtlRmtInf></Strd></RmtInf></TxDtls></NtryDtls></Ntry>
+</Stmt></BkToCstmrStmt></Document>""".encode()
+    # when
+    statement_import(source=statement, filename="strd.xml")
+    # then the invoice it names is paid
+    world.martin_inv.refresh_from_db()
+    assert world.martin_inv.status == Invoice.Status.PAID
+    assert tx(bank_reference="STRD-0001").structured_reference == "INV-2024-0003"
