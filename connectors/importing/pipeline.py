@@ -101,6 +101,7 @@ def run_import(*, creditor, source: RowSource, columns: dict[str, str] | None, d
                 if spool is not None:
                     spool.seek(0)
                     outcome = write_postgres(creditor=creditor, copy_source=spool, collect_outcomes=collect_outcomes,
+                                             balances=normaliser.has_balance,
                                              progress=lambda phase, fraction: report(phase, fraction,
                                                                                      run.rows_total))
                 else:

@@ -249,7 +249,8 @@ def _json_scalar(value) -> str:
 
 
 def write_postgres(*, creditor: Creditor, copy_source: IO[str], collect_outcomes: bool = False,
-                   progress=None) -> WriteOutcome:
+                   progress=None, balances: bool = True) -> WriteOutcome:
+    """balances: whether the file has a balance-due column (else its steps are skipped)."""
     out = WriteOutcome()
     step = progress or (lambda phase, fraction: None)
     customer_t, invoice_t, request_t = _t(Customer), _t(Invoice), _t(PaymentRequest)
@@ -280,11 +281,14 @@ def write_postgres(*, creditor: Creditor, copy_source: IO[str], collect_outcomes
         cursor.execute("ANALYZE import_rows")
         step("checking", 0.1)
         # Paid in the ERP before there was anything to collect: nothing to create.
-        cursor.execute(f"""
-            DELETE FROM import_rows r WHERE r.balance = 0 AND NOT EXISTS (
-                SELECT 1 FROM {invoice_t} i WHERE i.creditor_id = %(creditor)s AND i.external_ref = r.external_ref)
-            RETURNING r.external_ref""", params)
-        for (ref,) in cursor.fetchall():
+        settled_before = []
+        if balances:
+            cursor.execute(f"""
+                DELETE FROM import_rows r WHERE r.balance = 0 AND NOT EXISTS (
+                    SELECT 1 FROM {invoice_t} i WHERE i.creditor_id = %(creditor)s AND i.external_ref = r.external_ref)
+                RETURNING r.external_ref""", params)
+            settled_before = cursor.fetchall()
+        for (ref,) in settled_before:
             out.invoices_unchanged += 1
             if collect_outcomes:
                 out.outcomes[ref] = "already_paid"
@@ -455,13 +459,16 @@ def write_postgres(*, creditor: Creditor, copy_source: IO[str], collect_outcomes
             if collect_outcomes:
                 out.outcomes[row.external_ref] = "updated"
         # What the ERP says was received outside: the rare rows whose balance is below ours.
-        cursor.execute(f"""
-            SELECT r.row_no, r.external_ref, i.id, r.balance FROM import_rows r
-            JOIN {invoice_t} i ON i.creditor_id = %(creditor)s AND i.external_ref = r.external_ref
-            WHERE r.balance IS NOT NULL AND i.status IN ('open', 'partially_paid')
-              AND i.amount_total - i.amount_paid - i.amount_written_off > r.balance
-            ORDER BY r.row_no""", params)
-        for row_no, ref, invoice_id, balance in cursor.fetchall():
+        settle = []
+        if balances:
+            cursor.execute(f"""
+                SELECT r.row_no, r.external_ref, i.id, r.balance FROM import_rows r
+                JOIN {invoice_t} i ON i.creditor_id = %(creditor)s AND i.external_ref = r.external_ref
+                WHERE r.balance IS NOT NULL AND i.status IN ('open', 'partially_paid')
+                  AND i.amount_total - i.amount_paid - i.amount_written_off > r.balance
+                ORDER BY r.row_no""", params)
+            settle = cursor.fetchall()
+        for row_no, ref, invoice_id, balance in settle:
             settled: list[bool] = []
             error = _guard(CleanRow(row_no, ref, "", "", "", "", Decimal(0), "", None, None, "", balance),
                            lambda i=invoice_id, b=balance: settled.append(_settle_from_balance(i, b)))
