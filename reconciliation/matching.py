@@ -257,16 +257,23 @@ def _open_invoices_by_amount(txs: list[BankTransaction]) -> dict[tuple, list[dic
     return by_amount
 
 
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
+
+
 def _reference_typos(txs: list[BankTransaction], per_tx: dict[int, set[str]], found: dict[int, _Candidate]) -> None:
-    """A reference one typing mistake away from an open invoice of exactly the transferred amount."""
+    """A reference one typing mistake away from an open invoice of exactly the transferred
+    amount, or its number without its letters ("facture 2024-0012" for FA-2024-0012)."""
     by_amount = _open_invoices_by_amount(txs)
     for tx in txs:
         rows = [r for r in by_amount.get((tx.amount, tx.currency), ()) if _same_creditor(tx, r)]
         if not rows:
             continue
         tokens = {references.canonical(t) for t in per_tx[tx.pk]}
-        close = [r for r in rows if len(r["external_ref"]) >= 5 and any(
-            Levenshtein.distance(references.canonical(r["external_ref"]), t, score_cutoff=1) <= 1 for t in tokens)]
+        numbers = {t for t in tokens if t.isdigit()}
+        close = [r for r in rows if len(r["external_ref"]) >= 5 and (
+            any(Levenshtein.distance(references.canonical(r["external_ref"]), t, score_cutoff=1) <= 1 for t in tokens)
+            or (len(_digits(r["external_ref"])) >= 4 and _digits(r["external_ref"]) in numbers))]
         if len(close) == 1:
             row = close[0]
             found[tx.pk].target = Target(customer_id=row["customer_id"], invoice_ids=[row["pk"]],

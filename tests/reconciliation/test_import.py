@@ -339,3 +339,17 @@ def test_structured_remittance_listing_the_invoices_paid(world):
     world.martin_inv.refresh_from_db()
     assert world.martin_inv.status == Invoice.Status.PAID
     assert tx(bank_reference="STRD-0001").structured_reference == "INV-2024-0003"
+
+
+def test_an_invoice_number_quoted_without_its_letters_matches_when_the_amount_is_exact(world):
+    from tests.reconciliation.builders import camt053
+
+    # given transfers quoting "2024-0003" for INV-2024-0003 (250.00): one of exactly that amount
+    statement_import(source=camt053(world.account.account_id, [
+        {"amount": "250.00", "ref": "NUM-1", "text": "facture 2024-0003", "name": "P Martin"},
+        {"amount": "80.00", "ref": "NUM-2", "text": "facture 2024-0011", "name": "J Dupont"}]))
+    # then it is matched; the other (not the amount due of INV-2024-0011) waits for review
+    world.martin_inv.refresh_from_db()
+    assert world.martin_inv.status == Invoice.Status.PAID
+    assert tx(bank_reference="NUM-1").status == BankTransaction.Status.MATCHED
+    assert tx(bank_reference="NUM-2").status == BankTransaction.Status.UNMATCHED
