@@ -16,7 +16,8 @@ class Command(JsonCommand):
 
     def add_command_arguments(self, parser) -> None:
         parser.add_argument("files", nargs="+", metavar="FILE")
-        parser.add_argument("--no-match", action="store_true", help="store only; the match-new-transactions schedule matches them within 5 minutes")
+        parser.add_argument("--no-match", action="store_true",
+                            help="store only; the match-new-transactions schedule matches them within 5 minutes")
 
     def run(self, **options: Any) -> tuple[str, dict[str, Any]]:
         results, lines, failed = [], [], []
