@@ -223,7 +223,8 @@ def _entries(ntry, p: _Paths, header: StatementHeader, number: int) -> Iterator[
     status = (_text(ntry, p("Sts")) or _text(ntry, p("Sts/Cd")) or _text(ntry, p("Sts/Prtry"))).upper()
     base = Entry(
         booking_date=booking, value_date=value, amount=amount, direction=direction, currency=currency,
-        is_reversal=reversal, booked=status not in NOT_BOOKED, bank_reference=clean_reference(_text(ntry, p("AcctSvcrRef"))),
+        is_reversal=reversal, booked=status not in NOT_BOOKED,
+        bank_reference=clean_reference(_text(ntry, p("AcctSvcrRef"))),
         entry_reference=clean_reference(_text(ntry, p("NtryRef"))), bank_transaction_code=code,
         remittance_info=_text(ntry, p("AddtlNtryInf"))[:500],
     )
