@@ -49,34 +49,35 @@ EXCEL_TITLED = (
 )
 
 
-def write_titled_xlsx(path: Path) -> None:
+def _invoice_rows(prefix: str) -> list[list]:
+    return [["Référence", "Code client", "Nom", "Montant", "Date pièce", "Échéance"],
+            [f"{prefix}-1", "D-1", "Atelier Rousseau", 150.0, dt.datetime(2026, 3, 4), dt.datetime(2026, 4, 3)],
+            [f"{prefix}-2", "D-2", "Librairie Moreau", 42.42, dt.datetime(2026, 3, 4), dt.datetime(2026, 4, 4)]]
+
+
+def _save_workbook(path: Path, sheets: list[tuple[str, list[list]]]) -> None:
     from openpyxl import Workbook
 
     workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = "Balance âgée"
-    sheet.append(["Société Dupont SA — factures ouvertes"])
-    sheet.append(["Édité le", dt.datetime(2026, 3, 4, 9, 30)])
-    sheet.append([])
-    sheet.append(["Référence", "Code client", "Nom", "Montant", "Date pièce", "Échéance"])
-    sheet.append(["T-1", "D-1", "Atelier Rousseau", 150.0, dt.datetime(2026, 3, 4), dt.datetime(2026, 4, 3)])
-    sheet.append(["T-2", "D-2", "Librairie Moreau", 42.42, dt.datetime(2026, 3, 4), dt.datetime(2026, 4, 4)])
+    workbook.remove(workbook.active)
+    for title, rows in sheets:
+        sheet = workbook.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
     workbook.save(path)
+
+
+def write_titled_xlsx(path: Path) -> None:
+    # a title, an edition date and a blank line above the header
+    _save_workbook(path, [("Balance âgée", [["Société Dupont SA — factures ouvertes"],
+                                             ["Édité le", dt.datetime(2026, 3, 4, 9, 30)], [],
+                                             *_invoice_rows("T")])])
 
 
 def write_cover_sheet_xlsx(path: Path) -> None:
-    from openpyxl import Workbook
-
-    workbook = Workbook()
-    cover = workbook.active
-    cover.title = "Synthèse"
-    cover.append(["Encours clients", "Total"])
-    cover.append(["Factures ouvertes", 192.42])
-    sheet = workbook.create_sheet("Factures")
-    sheet.append(["Référence", "Code client", "Nom", "Montant", "Date pièce", "Échéance"])
-    sheet.append(["S-1", "D-1", "Atelier Rousseau", 150.0, dt.datetime(2026, 3, 4), dt.datetime(2026, 4, 3)])
-    sheet.append(["S-2", "D-2", "Librairie Moreau", 42.42, dt.datetime(2026, 3, 4), dt.datetime(2026, 4, 4)])
-    workbook.save(path)
+    # a summary sheet before the invoices
+    _save_workbook(path, [("Synthèse", [["Encours clients", "Total"], ["Factures ouvertes", 192.42]]),
+                          ("Factures", _invoice_rows("S"))])
 
 
 def write_xlsx(path: Path) -> None:
