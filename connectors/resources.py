@@ -7,11 +7,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.db.models import OuterRef, Subquery
 from import_export import fields, resources, widgets
 
 from collections_app import services as core
 from collections_app.errors import DomainError
 from collections_app.models import Creditor, Customer, Invoice, Payment, PaymentMethod, PaymentRequest
+from collections_app.virtual_ibans.models import VirtualIBAN
 
 CUSTOMER_EDITABLE = ("name", "company_name", "email", "phone", "locale", "country")
 
@@ -43,14 +45,22 @@ class CreditorRequestWidget(widgets.ForeignKeyWidget):
 class CustomerResource(resources.ModelResource):
     creditor = fields.Field(attribute="creditor", column_name="creditor",
                             widget=widgets.ForeignKeyWidget(Creditor, "pk"))
+    # Where the customer pays by transfer (per-customer mode), for the ERP's own mailings.
+    virtual_iban = fields.Field(attribute="active_virtual_iban", column_name="virtual_iban", readonly=True)
 
     class Meta:
         model = Customer
         import_id_fields = ["creditor", "external_ref"]
-        fields = ["creditor", "external_ref", *CUSTOMER_EDITABLE, "currency", "credit_balance"]
+        fields = ["creditor", "external_ref", *CUSTOMER_EDITABLE, "currency", "credit_balance", "virtual_iban"]
         export_order = fields
         skip_unchanged = True
         report_skipped = True
+
+    def filter_export(self, queryset, **kwargs):
+        # One subquery for the whole export, not one query a customer.
+        active = VirtualIBAN.objects.filter(customer=OuterRef("pk"), payment_request__isnull=True,
+                                            status=VirtualIBAN.Status.ACTIVE).values("iban")[:1]
+        return queryset.annotate(active_virtual_iban=Subquery(active))
 
     def import_field(self, field, instance, row, is_m2m=False, **kwargs):
         if field.attribute == "credit_balance":

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from collections_app import services as core
-from collections_app.models import Invoice
+from collections_app.models import Customer, Invoice
 from connectors.models import ExportJob, ImportJob
 from connectors.resources import CustomerResource, InvoiceResource, PaymentResource
 from connectors.tasks import run_import_job
@@ -175,6 +175,21 @@ def test_import_export_buttons_and_resources_use_the_services(admin_client, cust
     assert PaymentResource().import_data(payments, dry_run=False).totals["skip"] == 1
     exported = PaymentResource().export()
     assert "CHQ-0042" in exported.csv
+
+
+@pytest.mark.django_db
+def test_customer_export_carries_the_virtual_iban(customer):
+    from collections_app.virtual_ibans.models import VirtualIBANRange
+    from collections_app.virtual_ibans.services import virtual_iban_allocate
+
+    VirtualIBANRange.objects.create(creditor=customer.creditor, country="FR", bank_code="30004",
+                                    branch_code="00999", account_prefix="7", account_length=11)
+    virtual = virtual_iban_allocate(customer=customer)
+    exported = CustomerResource().export(queryset=Customer.objects.filter(pk=customer.pk)).dict
+    assert exported[0]["virtual_iban"] == virtual.iban
+    # a re-import of that export leaves the virtual IBAN alone (read-only column)
+    assert CustomerResource().import_data(CustomerResource().export(queryset=Customer.objects.filter(
+        pk=customer.pk)), dry_run=False).totals["skip"] == 1
 
 
 @pytest.mark.django_db
