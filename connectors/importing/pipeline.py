@@ -1,6 +1,7 @@
 """Running an import: read → normalise (streaming, progress) → write in one transaction."""
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,6 +36,30 @@ class ImportRun:
     valid_refs: dict[str, int] = field(default_factory=dict)  # external_ref -> row number
     file_error: str = ""
     row_refs: dict[int, str] = field(default_factory=dict)  # row -> external_ref (API answers)
+    totals_rows: list[tuple[int, str]] = field(default_factory=list)  # (row, label): read, not imported
+
+    def notes(self) -> str:
+        return " ".join(_("Row %(row)s reads as a totals row (“%(label)s”): it was not imported.")
+                        % {"row": row, "label": label} for row, label in self.totals_rows)
+
+
+# Accounting exports end with a totals line ("Total général;;;12 345,67"): not an invoice.
+TOTALS_RE = re.compile(r"^(sous[ -]?)?(total|totaux|sum|summe|grand total)\b", re.IGNORECASE)
+
+
+def totals_label(values: list[Any], normaliser: Normaliser) -> str | None:
+    """The label of a totals row: its invoice number and customer cells are empty or the label."""
+    ref = normaliser._cell(values, "external_ref")
+    if ref is not None and str(ref)[:1] not in "tTsSgG":  # an invoice number: the usual, fast case
+        return None
+    texts = [str(v).strip() for v in values if v not in (None, "") and str(v).strip()]
+    if not texts or not TOTALS_RE.match(texts[0]):
+        return None
+    for key in ("external_ref", "customer_ref"):
+        cell = normaliser._cell(values, key)
+        if cell is not None and str(cell).strip() != texts[0]:
+            return None
+    return texts[0][:60]
 
 
 def choose_engine(engine: str = "auto") -> str:
@@ -69,6 +94,9 @@ def run_import(*, creditor, source: RowSource, columns: dict[str, str] | None, d
     report("reading", 0.0, 0)
     try:
         for number, values in source.rows:
+            if source.kind != "api" and (label := totals_label(values, normaliser)) is not None:
+                run.totals_rows.append((number, label))
+                continue
             run.rows_total += 1
             clean, errors = normaliser.clean(number, values)
             if keep_row_refs:

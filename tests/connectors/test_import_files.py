@@ -542,3 +542,18 @@ def test_a_balance_above_the_amount_is_a_row_error(creditor, tmp_path, settings)
     assert job.errors == [
         {"row": 2, "column": "balance", "message": "The balance due cannot be above the amount."},
         {"row": 3, "column": "balance", "message": "The balance due cannot be negative."}]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_totals_row_at_the_end_is_not_an_invoice_and_is_said(creditor, engine, tmp_path, settings):
+    settings.LANGUAGE_CODE = "en"
+    text = ("N° facture;Code client;Nom;Montant TTC;Échéance\r\n"
+            "TT-1;K1;Client Un;100,00;31/12/2099\r\n"
+            "SO-2;K2;Client Deux;50,00;31/12/2099\r\n"
+            ";;;;\r\n"
+            "Total général;;;150,00;\r\n")
+    job = _run_text(creditor, tmp_path, "with_total.csv", text, engine=engine)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert (job.rows_total, job.invoices_created) == (2, 2)
+    assert job.message == "Row 5 reads as a totals row (“Total général”): it was not imported."
