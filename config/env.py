@@ -69,6 +69,8 @@ SMS_HTTP_URL = env_str("SMS_HTTP_URL", "")
 SMS_HTTP_USERNAME = env_str("SMS_HTTP_USERNAME", "")
 SMS_HTTP_PASSWORD = env_str("SMS_HTTP_PASSWORD", "")
 SMS_SENDER = env_str("SMS_SENDER", "Encaisse")
+# Numbers written without a country prefix ("06 12 34 56 78") are read as numbers of this country.
+SMS_DEFAULT_REGION = env_str("SMS_DEFAULT_REGION", "FR")
 
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", [])
 

@@ -2,6 +2,8 @@
 
 - "console" (default): prints the message (development);
 - "file": appends JSON lines to var/sms-outbox.jsonl (demo, tests);
+Numbers are sent in E.164 form (national numbers read as SMS_DEFAULT_REGION's, "FR" by default).
+
 - "http": the generic HTTP provider: POSTs JSON {"to", "from", "text"} to SMS_HTTP_URL with
   HTTP basic auth SMS_HTTP_USERNAME / SMS_HTTP_PASSWORD, and reads {"id": ...} back.
   Most SMS gateways (and self-hosted ones) accept this shape or sit behind one that does.
@@ -17,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 
 import httpx
+import phonenumbers
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -108,7 +111,20 @@ def get_backend():
         raise SmsError(f"unknown SMS_BACKEND {name!r}") from exc
 
 
+def phone_e164(raw: str, region: str | None = None) -> str:
+    """The E.164 form providers want ("+33612345678") of what customers and ERPs write
+    ("06 12 34 56 78", "0033 6 12 34 56 78", "+33 (0)6…"); SmsError, permanent, when it is no
+    valid phone number: better refused here than sent to a wrong number."""
+    try:
+        number = phonenumbers.parse(raw, region or settings.SMS_DEFAULT_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise SmsError(f"invalid phone number {raw!r}: {exc}", permanent=True) from None
+    if not phonenumbers.is_valid_number(number):
+        raise SmsError(f"invalid phone number {raw!r}", permanent=True)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def send_sms(*, to: str, text: str, sender: str | None = None) -> SmsResult:
     if not to:
         raise SmsError("no phone number", permanent=True)
-    return get_backend().send(to=to, text=text, sender=sender or settings.SMS_SENDER)
+    return get_backend().send(to=phone_e164(to), text=text, sender=sender or settings.SMS_SENDER)

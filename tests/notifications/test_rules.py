@@ -203,6 +203,26 @@ def test_sms_through_the_http_provider(settings):
         sms_provider.stop()
 
 
+def test_sms_numbers_written_the_french_way_go_out_in_e164_and_bad_ones_fail_for_good(settings):
+    sms_provider = Receiver().start()
+    try:
+        settings.SMS_BACKEND, settings.SMS_HTTP_URL = "http", sms_provider.url
+        rule(channel="sms")
+        # given a customer phone as an ERP file gives it
+        emit(customer_phone="06 12 34 56 78")
+        dispatch_pending()
+        assert deliveries_send_due()["sent"] == 1
+        assert sms_provider.requests[0].json()["to"] == "+33612345678"
+        # a number that is no phone number is not sent anywhere, and not retried
+        emit(payment_id=2, customer_phone="12 34")
+        dispatch_pending()
+        deliveries_send_due()
+        failed = Delivery.objects.get(event__payload__payment_id=2)
+        assert failed.status == Delivery.Status.DEAD and len(sms_provider.requests) == 1
+    finally:
+        sms_provider.stop()
+
+
 def test_json_file_written_atomically_to_the_erp_outbox(settings, tmp_path):
     settings.OUTBOX_DIR = tmp_path
     rule(channel="file", recipient="file", outbox_name="sage-x3", event_type="payment_request.paid")
