@@ -25,6 +25,7 @@ from collections_app.errors import ValidationFailed
 from collections_app.models import Creditor
 from collections_app.money import round_money
 from collections_app.sepa.services import StatusReportResult, status_report_import
+from collections_app.virtual_ibans.models import VirtualIBAN
 from notifications.services import event_emit
 from reconciliation import parsers
 from reconciliation.models import BankAccount, BankStatement, BankTransaction
@@ -157,6 +158,15 @@ def bank_account_resolve(*, header: StatementHeader) -> BankAccount:
     account = BankAccount.objects.filter(account_id=account_id).first()
     if account is not None:
         return account
+    if header.account_iban:
+        # Some banks report each virtual IBAN as a sub-account with statements of its own: its
+        # movements belong to the creditor's account (and stay credited to the virtual IBAN).
+        virtual = VirtualIBAN.objects.filter(iban=header.account_iban).select_related("creditor").first()
+        if virtual is not None:
+            main = (BankAccount.objects.filter(creditor_id=virtual.creditor_id, is_active=True)
+                    .order_by("needs_review", "pk").first())
+            if main is not None:
+                return main
     creditors = list(Creditor.objects.filter(iban=header.account_iban)[:2]) if header.account_iban else []
     with transaction.atomic():
         account, created = BankAccount.objects.get_or_create(
@@ -221,8 +231,10 @@ class _StatementWriter:
         base = (entry.booking_date, entry.direction, entry.amount, entry.counterparty_name, entry.remittance_info)
         self.occurrences[base] += 1
         credited = entry.credited_iban
-        if not credited and self.account.iban and entry.direction == "CRDT":
-            credited = self.account.iban
+        if not credited and entry.direction == "CRDT":
+            # the statement's own account: the bank account's IBAN, or a virtual IBAN reported as
+            # a sub-account of it
+            credited = self.header.account_iban or self.account.iban
         self.pending.append(BankTransaction(
             statement=self.statement, bank_account=self.account, creditor_id=self.account.creditor_id,
             natural_key=natural_key(self.account, entry, self.occurrences[base]),

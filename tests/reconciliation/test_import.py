@@ -353,3 +353,21 @@ def test_an_invoice_number_quoted_without_its_letters_matches_when_the_amount_is
     assert world.martin_inv.status == Invoice.Status.PAID
     assert tx(bank_reference="NUM-1").status == BankTransaction.Status.MATCHED
     assert tx(bank_reference="NUM-2").status == BankTransaction.Status.UNMATCHED
+
+
+def test_a_virtual_iban_reported_as_a_sub_account_belongs_to_the_creditors_account(world):
+    from tests.reconciliation.builders import camt053
+
+    # given a bank that sends each virtual IBAN its own statement (no CdtrAcct in the entries)
+    virtual = world.dupont_viban.iban
+    content = camt053(virtual, [{"amount": "300.00", "ref": "SUB-1", "text": "virement", "name": "J Dupont"}])
+    content = content.replace(f"<Othr><Id>{virtual}</Id></Othr>".encode(), f"<IBAN>{virtual}</IBAN>".encode())
+    # when it is imported
+    result = statement_import(source=content, filename="sub.xml")
+    # then no account is invented: the movement is the creditor's, credited to the virtual IBAN
+    assert BankAccount.objects.count() == 1 and result.warnings == []
+    movement = tx(bank_reference="SUB-1")
+    assert movement.bank_account == world.account and movement.credited_iban == virtual
+    assert movement.status == BankTransaction.Status.MATCHED
+    world.dupont_old.refresh_from_db()
+    assert world.dupont_old.status == Invoice.Status.PAID
