@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -32,7 +33,7 @@ from reconciliation.models import BankAccount, BankStatement, BankTransaction
 from reconciliation.parsers import Entry, StatementHeader, StatementParseError, UnsupportedFormat
 
 DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
-INSERT_BATCH = 2000
+INSERT_BATCH = 5000
 
 
 def max_file_bytes() -> int:
@@ -193,6 +194,35 @@ def natural_key(account: BankAccount, entry: Entry, occurrence: int) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
+# What an import writes of each transaction (the rest are defaults: status new, no match yet).
+ROW_COLUMNS = ("statement_id", "bank_account_id", "creditor_id", "natural_key", "booking_date", "value_date",
+               "direction", "amount", "currency", "is_reversal", "reason_code", "bank_reference",
+               "entry_reference", "end_to_end_id", "transaction_id", "mandate_reference", "bank_transaction_code",
+               "counterparty_name", "counterparty_iban", "credited_iban", "remittance_info",
+               "structured_reference", "batch_reference")
+_STAGING_TYPES = ("bigint", "bigint", "bigint", "text", "date", "date", "text", "numeric", "text", "boolean",
+                  *["text"] * 13)
+
+
+def _insert_copied(rows: list[tuple]) -> None:
+    """PostgreSQL: the rows COPYed into a staging table, then inserted in file order with ON
+    CONFLICT DO NOTHING on the natural key (a model instance and its SQL a row cost more than
+    parsing the entry)."""
+    columns = ", ".join(ROW_COLUMNS)
+    table = connection.ops.quote_name(BankTransaction._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS statement_rows (seq bigserial, "
+                       + ", ".join(f"{c} {t}" for c, t in zip(ROW_COLUMNS, _STAGING_TYPES, strict=True))
+                       + ") ON COMMIT DROP")
+        with cursor.cursor.copy(f"COPY statement_rows ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO {table} ({columns}, status, imported_at) "
+                       f"SELECT {columns}, %s, %s FROM statement_rows ORDER BY seq "
+                       f"ON CONFLICT (natural_key) DO NOTHING", [BankTransaction.Status.NEW, timezone.now()])
+        cursor.execute("TRUNCATE statement_rows")
+
+
 class _StatementWriter:
     def __init__(self, *, header: StatementHeader, fmt: str, filename: str, sha: str, origin: str, user: Any):
         self.account = bank_account_resolve(header=header)
@@ -205,7 +235,7 @@ class _StatementWriter:
             currency=header.currency or self.account.currency,
             opening_balance=header.opening_balance, closing_balance=header.closing_balance,
             imported_by=user if getattr(user, "pk", None) else None)
-        self.pending: list[BankTransaction] = []
+        self.pending: list[tuple] = []  # rows of ROW_COLUMNS
         self.seen = 0
         self.credits = Decimal(0)
         self.debits = Decimal(0)
@@ -235,25 +265,26 @@ class _StatementWriter:
             # the statement's own account: the bank account's IBAN, or a virtual IBAN reported as
             # a sub-account of it
             credited = self.header.account_iban or self.account.iban
-        self.pending.append(BankTransaction(
-            statement=self.statement, bank_account=self.account, creditor_id=self.account.creditor_id,
-            natural_key=natural_key(self.account, entry, self.occurrences[base]),
-            booking_date=entry.booking_date, value_date=entry.value_date, direction=entry.direction,
-            amount=round_money(entry.amount, currency), currency=currency, is_reversal=entry.is_reversal,
-            reason_code=entry.reason_code[:8], bank_reference=entry.bank_reference[:64],
-            entry_reference=entry.entry_reference[:64], end_to_end_id=entry.end_to_end_id[:64],
-            transaction_id=entry.transaction_id[:64], mandate_reference=entry.mandate_reference[:64],
-            bank_transaction_code=entry.bank_transaction_code[:64], counterparty_name=entry.counterparty_name[:140],
-            counterparty_iban=entry.counterparty_iban[:64], credited_iban=credited[:34],
-            remittance_info=entry.remittance_info, structured_reference=entry.structured_reference[:64],
-            batch_reference=entry.batch_reference[:64]))
+        self.pending.append((
+            self.statement.pk, self.account.pk, self.account.creditor_id,
+            natural_key(self.account, entry, self.occurrences[base]),
+            entry.booking_date, entry.value_date, entry.direction, round_money(entry.amount, currency), currency,
+            entry.is_reversal, entry.reason_code[:8], entry.bank_reference[:64], entry.entry_reference[:64],
+            entry.end_to_end_id[:64], entry.transaction_id[:64], entry.mandate_reference[:64],
+            entry.bank_transaction_code[:64], entry.counterparty_name[:140], entry.counterparty_iban[:64],
+            credited[:34], entry.remittance_info, entry.structured_reference[:64], entry.batch_reference[:64]))
         if len(self.pending) >= INSERT_BATCH:
             self.flush()
 
     def flush(self) -> None:
-        if self.pending:
-            BankTransaction.objects.bulk_create(self.pending, ignore_conflicts=True)
-            self.pending = []
+        if not self.pending:
+            return
+        if connection.vendor == "postgresql":
+            _insert_copied(self.pending)
+        else:
+            BankTransaction.objects.bulk_create([BankTransaction(**dict(zip(ROW_COLUMNS, row, strict=True)))
+                                                 for row in self.pending], ignore_conflicts=True)
+        self.pending = []
 
     def finish(self, header: StatementHeader) -> BankStatement:
         self.flush()
