@@ -426,32 +426,55 @@ def copy_insert(model: type, objects: list) -> None:
         obj._state.db = connection.alias
 
 
-def update_from_values(model: type, fields: list[str], objects: list, now=None, *, batch: int = 5000) -> None:
-    """UPDATE table SET f = v.f, ... [, updated_at = now] FROM (VALUES ...) v WHERE id = v.id:
-    one statement per batch of rows, each row its own values. `now` None: no updated_at."""
+def update_from_values(model: type, fields: list[str], objects: list, now=None, *, batch: int = 50_000) -> None:
+    """UPDATE table SET f = v.f, ... [, updated_at = now] FROM <the rows> v WHERE id = v.id:
+    the rows' new values COPYed into a staging table, then one UPDATE per batch (a VALUES list
+    of thousands of parameters cost more to build and parse than the update itself).
+    `now` None: no updated_at."""
     if not objects:
         return
     table = connection.ops.quote_name(model._meta.db_table)
     columns = [model._meta.get_field(name) for name in fields]
-    casts = ["bigint"] + [column.db_type(connection) for column in columns]
-    row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
-    names = ", ".join(["id"] + [connection.ops.quote_name(c.column) for c in columns])
-    assignments = ", ".join(f"{connection.ops.quote_name(c.column)} = v.{connection.ops.quote_name(c.column)}"
-                            for c in columns)
-    with connection.cursor() as cursor:
-        for start in range(0, len(objects), batch):
-            part = objects[start:start + batch]
-            params: list[Any] = []
-            for obj in part:
-                params.append(obj.pk)
-                params.extend(c.get_db_prep_save(getattr(obj, c.attname), connection) for c in columns)
-            stamp = ", updated_at = %s" if now is not None else ""
+    quoted = [connection.ops.quote_name(c.column) for c in columns]
+    staging = f"update_rows_{model._meta.db_table}_{'_'.join(c.column for c in columns)}"[:63]
+    plain = [_copies_as_is(c) for c in columns]
+    assignments = ", ".join(f"{q} = v.{q}" for q in quoted)
+    stamp = ", updated_at = %s" if now is not None else ""
+    if len(objects) < COPY_UPDATE_MIN:  # a staging table is not worth it for a few rows
+        casts = ["bigint"] + [column.db_type(connection) for column in columns]
+        row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
+        params: list[Any] = [now] if now is not None else []
+        for obj in objects:
+            params.append(obj.pk)
+            params.extend(c.get_db_prep_save(getattr(obj, c.attname), connection) for c in columns)
+        with connection.cursor() as cursor:
             cursor.execute(f"UPDATE {table} AS t SET {assignments}{stamp} "
-                           f"FROM (VALUES {', '.join([row] * len(part))}) AS v({names}) WHERE t.id = v.id",
-                           [now, *params] if now is not None else params)
+                           f"FROM (VALUES {', '.join([row] * len(objects))}) AS v(id, {', '.join(quoted)}) "
+                           f"WHERE t.id = v.id", params)
+    else:
+        _update_copied(table, staging, columns, quoted, plain, objects, assignments, stamp, now, batch)
     if now is not None:
         for obj in objects:
             obj.updated_at = now
+
+
+COPY_UPDATE_MIN = 500
+
+
+def _update_copied(table, staging, columns, quoted, plain, objects, assignments, stamp, now, batch) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (id bigint, "
+                       + ", ".join(f"{q} {c.db_type(connection)}" for q, c in zip(quoted, columns, strict=True))
+                       + ") ON COMMIT DROP")
+        for start in range(0, len(objects), batch):
+            cursor.execute(f"TRUNCATE {staging}")
+            with cursor.cursor.copy(f"COPY {staging} (id, {', '.join(quoted)}) FROM STDIN") as copy:
+                for obj in objects[start:start + batch]:
+                    copy.write_row([obj.pk, *(getattr(obj, c.attname) if is_plain else
+                                              c.get_db_prep_save(getattr(obj, c.attname), connection)
+                                              for c, is_plain in zip(columns, plain, strict=True))])
+            cursor.execute(f"UPDATE {table} AS t SET {assignments}{stamp} FROM {staging} AS v WHERE t.id = v.id",
+                           [now] if now is not None else None)
 
 
 @transaction.atomic

@@ -141,7 +141,10 @@ def _statement(world) -> bytes:
     return camt053(ACME_IBAN, entries)
 
 
-def test_bulk_matching_writes_the_same_rows_and_events_as_the_services(world):
+@pytest.mark.parametrize("staged_updates", [False, True], ids=["values", "copy"])
+def test_bulk_matching_writes_the_same_rows_and_events_as_the_services(world, staged_updates, monkeypatch):
+    if staged_updates:  # the updates of big chunks go through a COPYed staging table: the same rows
+        monkeypatch.setattr("collections_app.bulk.COPY_UPDATE_MIN", 0)
     document = _statement(world)
 
     def scenario(bulk: bool) -> None:
