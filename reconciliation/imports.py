@@ -156,7 +156,12 @@ def bank_account_resolve(*, header: StatementHeader) -> BankAccount:
     account_id = header.account_iban or header.account_other_id
     if not account_id:
         raise StatementParseError("the statement does not identify its account")
-    account = BankAccount.objects.filter(account_id=account_id).first()
+    # By the identifier it was configured with (the IBAN, or the bank's own form such as an
+    # MT940 BLZ/account), else by its IBAN.
+    known = [value for value in (header.account_iban, header.account_other_id) if value]
+    account = (BankAccount.objects.filter(account_id__in=known).order_by("pk").first()
+               or (BankAccount.objects.filter(iban=header.account_iban).order_by("needs_review", "pk").first()
+                   if header.account_iban else None))
     if account is not None:
         return account
     if header.account_iban:

@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import IO
 
 import mt940
+from schwifty import IBAN
+from schwifty.exceptions import SchwiftyException
 from mt940.models import Transactions
 
 from reconciliation.parsers.base import Entry, StatementHeader, StatementParseError, clean_reference
@@ -108,13 +110,29 @@ def _to_date(value) -> dt.date | None:
     return dt.date(value.year, value.month, value.day)
 
 
+BLZ_ACCOUNT_RE = re.compile(r"^(\d{8})/(\d{1,10})(?:EUR)?$")
+FRENCH_RIB_RE = re.compile(r"^(\d{5})(\d{5})([0-9A-Z]{11})(\d{2})(?:EUR)?$")
+
+
 def _account(identification: str) -> tuple[str, str]:
-    """:25: is an IBAN (maybe followed by the currency), or BLZ/account, or the bank's own number."""
+    """:25: is an IBAN (maybe followed by the currency), a German BLZ/account number, a French
+    RIB, or the bank's own number. The first three give the IBAN (so the statement finds the
+    account configured by its IBAN); the bank's own form is kept next to it."""
     compact = identification.replace(" ", "").upper()
     iban_match = re.match(r"^([A-Z]{2}\d{2}[A-Z0-9]{10,30}?)(EUR|USD|GBP|CHF)?$", compact)
     if iban_match:
         return iban_match.group(1), ""
-    return "", identification.strip()[:64]
+    other = identification.strip()[:64]
+    try:
+        if found := BLZ_ACCOUNT_RE.match(compact):
+            return IBAN.generate("DE", bank_code=found[1], account_code=found[2]).compact, other
+        if found := FRENCH_RIB_RE.match(re.sub(r"[/-]", "", compact)):
+            iban = IBAN.generate("FR", bank_code=found[1], branch_code=found[2], account_code=found[3]).compact
+            if iban.endswith(found[4]):  # the RIB key agrees
+                return iban, other
+    except SchwiftyException:
+        pass
+    return "", other
 
 
 def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:

@@ -126,7 +126,21 @@ def test_mt940_german_structured_86(world):
     assert "INV-2024-0040" in credit.remittance_info
     ret = tx(bank_reference="DB-REF-2")
     assert ret.is_reversal and ret.reason_code == "AC04" and ret.end_to_end_id == "E2E-DD-0003"
-    assert BankAccount.objects.get(account_id="37040044/0532013000").needs_review
+    # BLZ/account number: the account is created under its IBAN, to review
+    assert BankAccount.objects.get(account_id="DE89370400440532013000").needs_review
+
+
+def test_mt940_blz_account_and_french_rib_find_the_account_configured_by_iban(world):
+    # given accounts configured by their IBAN, and statements naming them the banks' own way
+    german = BankAccount.objects.create(creditor=world.acme, name="Commerzbank", iban="DE89370400440532013000",
+                                        account_id="DE89370400440532013000")
+    statement_import(source=sample("mt940_de_commerzbank.sta"))
+    rib = sample("mt940_nl_abnamro.sta").replace(b":25:NL20INGB0001234567", b":25:30004/00828/0001012345691")
+    statement_import(source=rib)
+    # then no account is invented: each statement is filed under the configured account
+    assert BankAccount.objects.count() == 2
+    assert tx(bank_reference="DB-REF-1").bank_account == german
+    assert tx(bank_reference="00000003").bank_account == world.account
 
 
 def test_mt940_dutch_ing_and_abnamro_details(world):
