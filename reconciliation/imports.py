@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from collections.abc import Callable
 from typing import IO, Any
 
 from django.conf import settings
@@ -94,8 +95,12 @@ def status_report_dispatch(*, content: bytes, filename: str) -> StatusReportResu
     return status_report_import(content=content, filename=filename)
 
 
+Progress = Callable[[str, float], None]  # phase ("reading", "matching"), fraction 0..1
+
+
 def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = "",
-                     origin: str = BankStatement.Source.UPLOAD, user: Any = None, match: bool = True) -> ImportResult:
+                     origin: str = BankStatement.Source.UPLOAD, user: Any = None, match: bool = True,
+                     progress: Progress | None = None) -> ImportResult:
     """Import one statement file (any supported format); returns what was created.
     Raises StatementParseError / UnsupportedFormat / ValidationFailed with a clear message."""
     stream, owned = _open(source)
@@ -120,7 +125,8 @@ def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = 
         if existing:
             return _already_imported(fmt, filename, existing, match=match)
         try:
-            result = _store(stream, fmt=fmt, filename=filename, sha=sha, origin=origin, user=user)
+            result = _store(stream, fmt=fmt, filename=filename, sha=sha, origin=origin, user=user,
+                            progress=_reading_progress(stream, size, progress))
         except IntegrityError:
             # The same file imported at the same moment by someone else: theirs won.
             existing = list(BankStatement.objects.filter(file_sha256=sha).order_by("index_in_file"))
@@ -133,8 +139,23 @@ def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = 
     if match:
         from reconciliation.matching import transactions_match
 
-        result.matching = transactions_match(statement_ids=result.statement_ids)
+        result.matching = transactions_match(
+            statement_ids=result.statement_ids,
+            progress=(lambda fraction: progress("matching", fraction)) if progress else None)
     return result
+
+
+def _reading_progress(stream: IO[bytes], size: int, progress: Progress | None) -> Callable[[], None] | None:
+    """A callback for the store loop: how far into the file the parser has read."""
+    if progress is None:
+        return None
+
+    def report() -> None:
+        try:
+            progress("reading", min(stream.tell() / size, 1.0))
+        except (OSError, ValueError):
+            pass
+    return report
 
 
 def _already_imported(fmt: str, filename: str, statements: list[BankStatement], *, match: bool) -> ImportResult:
@@ -330,9 +351,11 @@ class _StatementWriter:
 
 
 @transaction.atomic
-def _store(stream: IO[bytes], *, fmt: str, filename: str, sha: str, origin: str, user: Any) -> ImportResult:
+def _store(stream: IO[bytes], *, fmt: str, filename: str, sha: str, origin: str, user: Any,
+           progress: Callable[[], None] | None = None) -> ImportResult:
     result = ImportResult(format=fmt, filename=filename)
     writer: _StatementWriter | None = None
+    count = 0
 
     def close() -> None:
         statement = writer.finish(writer.header)
@@ -352,6 +375,9 @@ def _store(stream: IO[bytes], *, fmt: str, filename: str, sha: str, origin: str,
             if writer is None:
                 raise StatementParseError("an entry comes before its statement")
             writer.add(item)
+            count += 1
+            if progress is not None and not count % 1000:
+                progress()
     if writer is None:
         raise StatementParseError("the file holds no statement")
     close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -59,7 +60,8 @@ class _Candidate:
 
 
 def transactions_match(*, statement_ids: list[int] | None = None, transaction_ids: list[int] | None = None,
-                       today: dt.date | None = None, bulk: bool = True, only_new: bool = False) -> dict[str, int]:
+                       today: dt.date | None = None, bulk: bool = True, only_new: bool = False,
+                       progress: Callable[[float], None] | None = None) -> dict[str, int]:
     """Match new (and still unmatched) transactions; returns counts per outcome.
 
     bulk (PostgreSQL only): allocations, events and review-queue updates of a chunk written
@@ -84,6 +86,8 @@ def transactions_match(*, statement_ids: list[int] | None = None, transaction_id
                          .filter(pk__in=ids[start:start + CHUNK], status__in=statuses))
             for outcome, count in _match_chunk(chunk, rules, bulk=bulk).items():
                 totals[outcome] += count
+        if progress is not None:
+            progress(min((start + CHUNK) / len(ids), 1.0))
     return dict(totals)
 
 

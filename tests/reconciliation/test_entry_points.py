@@ -88,3 +88,16 @@ def test_drop_folder_takes_back_a_file_left_by_a_dead_worker(world, settings, tm
     assert import_drop_folder() == {"imported": 1, "failed": 0}
     assert (tmp_path / "done" / "a.xml").exists() and not list((tmp_path / "processing").iterdir())
     assert BankTransaction.objects.count() == 8
+
+
+def test_statement_import_reports_its_progress(world):
+    from reconciliation.imports import statement_import
+    from tests.reconciliation.builders import camt053
+
+    seen: list[tuple[str, float]] = []
+    entries = [{"amount": "1.00", "ref": f"P-{i}", "text": "merci", "name": "X"} for i in range(2500)]
+    statement_import(source=camt053(world.account.account_id, entries), filename="p.xml",
+                     progress=lambda phase, fraction: seen.append((phase, fraction)))
+    reading = [f for phase, f in seen if phase == "reading"]
+    assert len(reading) == 2 and reading == sorted(reading) and 0 < reading[0] < 1
+    assert [f for phase, f in seen if phase == "matching"][-1] == 1.0

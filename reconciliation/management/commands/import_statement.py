@@ -22,14 +22,30 @@ class Command(JsonCommand):
     def run(self, **options: Any) -> tuple[str, dict[str, Any]]:
         results, lines, failed = [], [], []
         for path in options["files"]:
+            bar = None
+            if self.progress_enabled(options):
+                from tqdm import tqdm
+
+                bar = tqdm(total=100, unit="%", desc=f"{path}: reading", leave=False)
+
+            def progress(phase: str, fraction: float, bar=bar, path=path) -> None:
+                # reading is the first half of the bar, matching the second
+                percent = int(fraction * 50) + (50 if phase == "matching" else 0)
+                bar.set_description(f"{path}: {phase}")
+                bar.update(max(percent - bar.n, 0))
+
             try:
                 result = statement_import(source=path, origin=BankStatement.Source.COMMAND,
-                                          match=not options["no_match"])
+                                          match=not options["no_match"], progress=progress if bar else None)
             except (StatementParseError, DomainError, OSError) as exc:
+                if bar is not None:
+                    bar.close()
                 message = getattr(exc, "message", None) or str(exc)
                 failed.append({"file": path, "error": message})
                 lines.append(f"{path}: ERROR {message}")
                 continue
+            if bar is not None:
+                bar.close()
             data = result.as_dict()
             report = data["status_report"]
             if report is not None:
