@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from collections_app.errors import DomainError
 from collections_app.models import Customer, Invoice
 from notifications.admin import render_timeline
-from reconciliation.imports import statement_import
+from reconciliation.imports import inline_match_max, statement_import
 from reconciliation.models import BankAccount, BankStatement, BankTransaction, Match, MatchingRule, Suggestion
 from reconciliation.parsers import StatementParseError
 from reconciliation.services import (
@@ -113,12 +113,19 @@ class BankStatementAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                result = statement_import(source=upload, filename=upload.name, user=request.user)
+                result = statement_import(source=upload, filename=upload.name, user=request.user,
+                                          inline_match_max=inline_match_max())
             except (StatementParseError, DomainError) as exc:
                 form.add_error("file", getattr(exc, "message", str(exc)))
             else:
                 if result.already_imported:
                     self.message_user(request, _("This file was already imported: nothing new."), messages.WARNING)
+                elif "queued" in result.matching:
+                    self.message_user(request, _("%(created)d transaction(s) imported (%(duplicates)d duplicate(s) "
+                                                 "skipped); they are being matched in the background: the review "
+                                                 "queue fills in as it goes.")
+                                      % {"created": result.created, "duplicates": result.duplicates},
+                                      messages.SUCCESS)
                 else:
                     self.message_user(request, _("%(created)d transaction(s) imported (%(duplicates)d duplicate(s) "
                                                  "skipped); matched %(matched)d, to review %(unmatched)d.")

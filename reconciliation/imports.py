@@ -100,9 +100,12 @@ Progress = Callable[[str, float], None]  # phase ("reading", "matching"), fracti
 
 def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = "",
                      origin: str = BankStatement.Source.UPLOAD, user: Any = None, match: bool = True,
-                     progress: Progress | None = None) -> ImportResult:
+                     progress: Progress | None = None, inline_match_max: int | None = None) -> ImportResult:
     """Import one statement file (any supported format); returns what was created.
-    Raises StatementParseError / UnsupportedFormat / ValidationFailed with a clear message."""
+    Raises StatementParseError / UnsupportedFormat / ValidationFailed with a clear message.
+
+    inline_match_max: above that many new transactions, matching is left to a background task
+    (result.matching == {"queued": n}): a web request answers once the file is stored."""
     stream, owned = _open(source)
     if not filename and isinstance(source, str | Path):
         filename = Path(source).name
@@ -136,13 +139,30 @@ def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = 
     finally:
         if owned:
             stream.close()
-    if match:
+    if match and inline_match_max is not None and result.created > inline_match_max:
+        statement_ids = list(result.statement_ids)
+        transaction.on_commit(lambda: _enqueue_matching(statement_ids))
+        result.matching = {"queued": result.created}
+    elif match:
         from reconciliation.matching import transactions_match
 
         result.matching = transactions_match(
             statement_ids=result.statement_ids,
             progress=(lambda fraction: progress("matching", fraction)) if progress else None)
     return result
+
+
+def _enqueue_matching(statement_ids: list[int]) -> None:
+    # Should the task be lost, the match-new-transactions schedule matches them anyway.
+    from django_q.tasks import async_task
+
+    async_task("reconciliation.tasks.match_statements", statement_ids,
+               q_options={"task_name": f"match-statements-{statement_ids[0]}"})
+
+
+def inline_match_max() -> int:
+    """How many new transactions an upload (admin, API) matches before answering."""
+    return getattr(settings, "RECONCILIATION_INLINE_MATCH_MAX", 2000)
 
 
 def _reading_progress(stream: IO[bytes], size: int, progress: Progress | None) -> Callable[[], None] | None:

@@ -83,3 +83,10 @@ def match_new_transactions() -> dict[str, int]:
     from reconciliation.matching import transactions_match
 
     return transactions_match(only_new=True)
+
+
+def match_statements(statement_ids: list[int]) -> dict[str, int]:
+    """The matching of a big upload, after the request that stored it has answered."""
+    from reconciliation.matching import transactions_match
+
+    return transactions_match(statement_ids=statement_ids, only_new=True)

@@ -225,3 +225,6 @@ PAYPAGE_CHECKOUT_TIMEOUT_MINUTES = 30  # after this, a card checkout left half d
 # issue 4: bank statements
 STATEMENT_DROP_DIR = DROP_DIR / "statements"
 RECONCILIATION_MAX_FILE_BYTES = 512 * 1024 * 1024
+# An upload (admin, API) with more new transactions than this answers once they are stored and
+# leaves their matching to the worker (a web server cuts long requests: gunicorn after 30 s).
+RECONCILIATION_INLINE_MATCH_MAX = 2000

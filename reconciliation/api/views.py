@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from collections_app.api.errors import error_response
 from collections_app.api.views import CreditorScopedViewSet
 from reconciliation.api import serializers as s
-from reconciliation.imports import statement_import
+from reconciliation.imports import inline_match_max, statement_import
 from reconciliation.models import BankStatement, BankTransaction
 from reconciliation.parsers import StatementParseError, UnsupportedFormat
 
@@ -32,7 +32,8 @@ class BankStatementViewSet(CreditorScopedViewSet, mixins.ListModelMixin, mixins.
         upload.is_valid(raise_exception=True)
         file = upload.validated_data["file"]
         try:
-            result = statement_import(source=file, filename=file.name, origin=BankStatement.Source.API)
+            result = statement_import(source=file, filename=file.name, origin=BankStatement.Source.API,
+                                      inline_match_max=inline_match_max())
         except UnsupportedFormat as exc:
             return error_response("unsupported_format", exc.message, status.HTTP_400_BAD_REQUEST,
                                   {"file": [exc.message]})

@@ -79,3 +79,12 @@ def test_choosing_the_creditor_of_an_account_created_by_an_import_reviews_it(wor
     account.refresh_from_db()
     assert not account.needs_review and account.creditor == world.acme
     assert set(account.transactions.values_list("creditor", flat=True)) == {world.acme.pk}
+
+
+def test_a_big_upload_in_the_admin_says_its_matching_runs_in_the_background(world, staff, settings):
+    settings.RECONCILIATION_INLINE_MATCH_MAX = 3
+    response = staff.post(reverse("admin:reconciliation_upload"),
+                          {"file": SimpleUploadedFile("releve.xml", sample("camt053_v02_bnp.xml"))}, follow=True)
+    assert b"8 transaction(s) imported (0 duplicate(s) skipped); they are being matched in the background" \
+        in response.content
+    assert BankTransaction.objects.filter(status=BankTransaction.Status.NEW).count() == 8

@@ -101,3 +101,24 @@ def test_statement_import_reports_its_progress(world):
     reading = [f for phase, f in seen if phase == "reading"]
     assert len(reading) == 2 and reading == sorted(reading) and 0 < reading[0] < 1
     assert [f for phase, f in seen if phase == "matching"][-1] == 1.0
+
+
+def test_a_big_upload_answers_once_stored_and_is_matched_by_the_worker(world, api, settings,
+                                                                      django_capture_on_commit_callbacks):
+    from django_q.models import OrmQ
+
+    from reconciliation.tasks import match_statements
+
+    # given an upload with more new transactions than a request matches itself
+    settings.RECONCILIATION_INLINE_MATCH_MAX = 3
+    upload = SimpleUploadedFile("big.xml", sample("camt053_v02_bnp.xml"), content_type="application/xml")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/v1/bank-statements/", {"file": upload}, format="multipart")
+    # then the answer says the matching is queued, and a task for the worker is
+    assert response.status_code == 201 and response.json()["matching"] == {"queued": 8}
+    assert BankTransaction.objects.filter(status=BankTransaction.Status.NEW).count() == 8
+    assert OrmQ.objects.count() == 1
+    # when the worker runs it, then the transactions are matched as an inline import would
+    counts = match_statements(list(BankStatement.objects.values_list("pk", flat=True)))
+    assert counts["matched"] == 4
+    assert not BankTransaction.objects.filter(status=BankTransaction.Status.NEW).exists()
