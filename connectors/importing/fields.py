@@ -24,30 +24,43 @@ FIELDS: dict[str, tuple[object, bool]] = {
 # Headers are compared after header_key(): lower case, accents removed, spaces/dashes/dots → "_".
 # When a file has several columns for one field, the alias listed first wins (the company name
 # over a contact's name).
+# "Amount due" is the debt to collect, unless the file also gives the invoice total: then it is
+# what remains due (Odoo's "Total" and "Amount Due").
+AMOUNT_DUE_ALIASES = ("amount_due", "montant_du", "montant_a_payer")
+
 DEFAULT_HEADERS: dict[str, tuple[str, ...]] = {
     "external_ref": ("reference", "invoice_ref", "invoice_number", "invoice_no", "invoice", "external_ref",
                      "numero_facture", "num_facture", "no_facture", "n_facture", "facture", "reference_facture",
-                     "numero_de_facture", "n_de_facture", "no_de_facture", "n_piece", "numero_piece", "piece"),
+                     "numero_de_facture", "n_de_facture", "no_de_facture", "n_piece", "numero_piece", "piece",
+                     "number", "num", "invoice_num", "document_number", "doc_number", "bill_number"),
     "customer_ref": ("customer_ref", "customer_reference", "customer_id", "customer_code", "account",
                      "code_client", "ref_client", "reference_client", "numero_client", "client_id", "n_client",
-                     "no_client", "numero_de_client", "compte_client", "code_tiers", "compte_tiers"),
+                     "no_client", "numero_de_client", "compte_client", "code_tiers", "compte_tiers",
+                     "customer_number", "customer_no", "client_code", "partner_ref", "partner_reference",
+                     "debtor_ref", "debtor_reference", "debtor_id", "ref_debiteur", "code_debiteur",
+                     "numero_debiteur"),
     "name": ("raison_sociale", "company_name", "denomination", "societe", "customer_name", "nom_client",
-             "nom_du_client", "intitule_tiers", "intitule", "name", "nom", "customer", "client"),
+             "nom_du_client", "intitule_tiers", "intitule", "name", "nom", "customer", "client", "partner",
+             "partner_name", "company", "bill_to", "debtor", "debtor_name", "debiteur", "nom_debiteur",
+             "nom_du_debiteur"),
     "email": ("email", "e_mail", "mail", "customer_email", "courriel", "adresse_email", "email_client",
-              "adresse_mail"),
+              "adresse_mail", "email_address", "e_mail_address"),
     "phone": ("phone", "telephone", "tel", "mobile", "portable", "phone_number", "numero_telephone",
               "numero_de_telephone", "telephone_portable", "tel_portable", "gsm"),
     "amount": ("amount", "amount_total", "total", "invoice_amount", "montant", "montant_ttc", "total_ttc",
-               "montant_facture", "amount_due", "montant_du", "montant_a_payer"),
+               "montant_facture", "total_amount", "invoice_total", "grand_total", "amount_incl_tax",
+               "total_incl_tax", "montant_creance", "creance", "principal", *AMOUNT_DUE_ALIASES),
     # What remains due according to the ERP, next to the invoice's amount: what it says was paid
     # outside (cheque, cash, offset) is recorded as a payment, so reminders stop.
     "balance": ("balance", "balance_due", "amount_remaining", "remaining", "open_amount", "outstanding",
-                "reste_a_payer", "montant_restant", "restant_du", "solde", "solde_du"),
+                "reste_a_payer", "montant_restant", "restant_du", "solde", "solde_du", "open_balance",
+                "amount_open", "balance_open", "montant_ouvert", "solde_restant", "reste_du"),
     "currency": ("currency", "devise", "monnaie"),
     "issue_date": ("issue_date", "invoice_date", "date", "date_facture", "date_emission", "date_de_facture",
-                   "date_d_emission", "date_de_facturation", "date_piece"),
+                   "date_d_emission", "date_de_facturation", "date_piece", "invoice_bill_date", "document_date"),
     "due_date": ("due_date", "date_echeance", "echeance", "date_limite", "due", "date_d_echeance",
-                 "date_de_l_echeance", "date_limite_de_paiement", "payment_due_date", "date_due", "due_on"),
+                 "date_de_l_echeance", "date_limite_de_paiement", "payment_due_date", "date_due", "due_on",
+                 "payment_due", "echeance_facture"),
     "description": ("description", "label", "libelle", "designation", "objet"),
 }
 
@@ -71,6 +84,7 @@ def resolve_headers(headers: list[str], columns: dict[str, str] | None = None) -
     result: dict[int, str] = {}
     taken: set[str] = set()
     defaults: dict[str, tuple[int, int]] = {}  # field -> (rank, column index)
+    amount_due_columns = []
     for index, header in enumerate(headers):
         key = header_key(header)
         if key in explicit:
@@ -83,10 +97,16 @@ def resolve_headers(headers: list[str], columns: dict[str, str] | None = None) -
             field, rank = _DEFAULT_INDEX[key]
             if field not in defaults or rank < defaults[field][0]:
                 defaults[field] = (rank, index)
+            if key in AMOUNT_DUE_ALIASES:
+                amount_due_columns.append(index)
     for field, (_rank, index) in defaults.items():
         if field not in taken:
             result[index] = field
             taken.add(field)
+    left = [i for i in amount_due_columns if i not in result]
+    if left and "balance" not in taken and "amount" in taken:
+        result[left[0]] = "balance"
+        taken.add("balance")
     if "amount" not in taken and "balance" in taken:
         # Only what remains due is given: that is the amount to collect.
         index = next(i for i, f in result.items() if f == "balance")
@@ -94,7 +114,16 @@ def resolve_headers(headers: list[str], columns: dict[str, str] | None = None) -
     return dict(sorted(result.items()))
 
 
+def field_columns(column_fields: dict[int, str]) -> dict[str, int]:
+    """Field -> column index. Without a customer reference column, the customer is known by
+    its name (exports of small accounting tools have no customer code)."""
+    columns = {field: index for index, field in column_fields.items()}
+    if "customer_ref" not in columns and "name" in columns:
+        columns["customer_ref"] = columns["name"]
+    return columns
+
+
 def names_required_fields(headers: list[str], columns: dict[str, str] | None = None) -> bool:
     """Whether a row can be the header row: it names every required field."""
-    found = set(resolve_headers(headers, columns).values())
+    found = field_columns(resolve_headers(headers, columns))
     return all(field in found for field, (_label, required) in FIELDS.items() if required)

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from django.utils.translation import gettext as _
 
 from collections_app.money import is_known_currency, quantum
-from connectors.importing.fields import FIELDS
+from connectors.importing.fields import FIELDS, field_columns
 
 MAX_LENGTHS = {"external_ref": 64, "customer_ref": 64, "name": 140, "email": 254, "phone": 32,
                "description": 255}
@@ -130,7 +130,7 @@ class Normaliser:
     def __init__(self, *, headers: list[str], column_fields: dict[int, str], default_currency: str,
                  date_format: str = "", decimal_separator: str = "auto", today: dt.date | None = None):
         self.column_fields = column_fields
-        self.field_columns = {field: index for index, field in column_fields.items()}
+        self.field_columns = field_columns(column_fields)
         self.headers = headers
         self.default_currency = default_currency
         self.date_format = date_format

@@ -557,3 +557,27 @@ def test_a_totals_row_at_the_end_is_not_an_invoice_and_is_said(creditor, engine,
     assert job.status == ImportJob.Status.SUCCEEDED, job.errors
     assert (job.rows_total, job.invoices_created) == (2, 2)
     assert job.message == "Row 5 reads as a totals row (“Total général”): it was not imported."
+
+
+ODOO_LIKE = ("Number,Partner,Invoice/Bill Date,Due Date,Total,Amount Due,Currency,Status\n"
+             "INV/2099/0001,Garage Martin,2099-01-05,2099-02-04,480.50,480.50,EUR,Posted\n"
+             "INV/2099/0002,Cabinet Durand,2099-01-06,2099-02-05,200.00,50.00,EUR,Partially Paid\n")
+QUICKBOOKS_LIKE = ("Num,Customer,Date,Due Date,Amount,Open Balance\n"
+                   "1001,Fleurs Lambert,01/05/2099,01/06/2099,120.00,120.00\n")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_exports_without_customer_codes_and_with_amount_due_next_to_the_total(creditor, engine, tmp_path):
+    # Odoo: "Number", "Partner", "Total" and "Amount Due" (what remains due)
+    job = _run_text(creditor, tmp_path, "odoo.csv", ODOO_LIKE, engine=engine)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    second = Invoice.objects.get(creditor=creditor, external_ref="INV/2099/0002")
+    assert (second.amount_total, second.amount_paid) == (Decimal("200.00"), Decimal("150.00"))
+    # no customer code: the customer is known by its name, and found again by it
+    assert second.customer.external_ref == second.customer.name == "Cabinet Durand"
+    assert second.issue_date == dt.date(2099, 1, 6)
+    # QuickBooks: "Num", "Customer", "Amount", "Open Balance"
+    job = _run_text(creditor, tmp_path, "qb.csv", QUICKBOOKS_LIKE, engine=engine)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert Invoice.objects.get(creditor=creditor, external_ref="1001").customer.name == "Fleurs Lambert"
