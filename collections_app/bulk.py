@@ -20,6 +20,8 @@ elsewhere). Instalments are not handled here: payments of an instalment go throu
 """
 from __future__ import annotations
 
+import hashlib
+
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -436,7 +438,9 @@ def update_from_values(model: type, fields: list[str], objects: list, now=None, 
     table = connection.ops.quote_name(model._meta.db_table)
     columns = [model._meta.get_field(name) for name in fields]
     quoted = [connection.ops.quote_name(c.column) for c in columns]
-    staging = f"update_rows_{model._meta.db_table}_{'_'.join(c.column for c in columns)}"[:63]
+    # one staging table per table and column set (a hash: names are cut at 63 characters)
+    signature = f"{model._meta.db_table}:{','.join(c.column for c in columns)}"
+    staging = f"update_rows_{hashlib.sha1(signature.encode()).hexdigest()[:16]}"
     plain = [_copies_as_is(c) for c in columns]
     assignments = ", ".join(f"{q} = v.{q}" for q in quoted)
     stamp = ", updated_at = %s" if now is not None else ""
