@@ -21,7 +21,6 @@ elsewhere). Instalments are not handled here: payments of an instalment go throu
 from __future__ import annotations
 
 import hashlib
-
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
