@@ -42,6 +42,7 @@ from collections_app.services import (
     _positive_amount,
     _request_refresh_status,
     invoice_status_event_type,
+    payment_request_check_payable,
     request_follow_invoices,
     request_status_event_type,
 )
@@ -257,17 +258,7 @@ class PaymentLedger:
         request = None
         if payment_request_id is not None:
             request = self.requests[payment_request_id]
-            if request.customer_id != customer.pk:
-                raise ValidationFailed(_("The payment request belongs to another customer."),
-                                       field="payment_request")
-            if request.status not in PaymentRequest.OPEN_STATUSES:
-                raise InvalidTransition(_("This payment request is %(status)s.")
-                                        % {"status": request.get_status_display()})
-            if request.expires_at and request.expires_at <= timezone.now():
-                raise InvalidTransition(_("This payment link has expired."))
-            currency = _currency(currency, request.currency)
-            if currency != request.currency:
-                raise ValidationFailed(_("The currency must be the request's currency."), field="currency")
+            currency = payment_request_check_payable(request=request, customer=customer, currency=currency)
         currency = _currency(currency, customer.currency)
         amount = _positive_amount(amount, currency)
         if request is not None:
@@ -428,56 +419,58 @@ def copy_insert(model: type, objects: list) -> None:
 
 
 def update_from_values(model: type, fields: list[str], objects: list, now=None, *, batch: int = 50_000) -> None:
-    """UPDATE table SET f = v.f, ... [, updated_at = now] FROM <the rows> v WHERE id = v.id:
-    the rows' new values COPYed into a staging table, then one UPDATE per batch (a VALUES list
-    of thousands of parameters cost more to build and parse than the update itself).
+    """UPDATE table SET f = v.f, ... [, updated_at = now] FROM <the rows> v WHERE id = v.id.
+    A few rows go as a VALUES list; more are COPYed into a staging table first (a VALUES list of
+    tens of thousands of parameters costs more to build and parse than the update itself).
     `now` None: no updated_at."""
     if not objects:
         return
     table = connection.ops.quote_name(model._meta.db_table)
     columns = [model._meta.get_field(name) for name in fields]
     quoted = [connection.ops.quote_name(c.column) for c in columns]
-    # one staging table per table and column set (a hash: names are cut at 63 characters)
-    signature = f"{model._meta.db_table}:{','.join(c.column for c in columns)}"
-    staging = f"update_rows_{hashlib.sha1(signature.encode()).hexdigest()[:16]}"
-    plain = [_copies_as_is(c) for c in columns]
     assignments = ", ".join(f"{q} = v.{q}" for q in quoted)
     stamp = ", updated_at = %s" if now is not None else ""
-    if len(objects) < COPY_UPDATE_MIN:  # a staging table is not worth it for a few rows
-        casts = ["bigint"] + [column.db_type(connection) for column in columns]
-        row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
-        params: list[Any] = [now] if now is not None else []
-        for obj in objects:
-            params.append(obj.pk)
-            params.extend(c.get_db_prep_save(getattr(obj, c.attname), connection) for c in columns)
-        with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {table} AS t SET {assignments}{stamp} "
-                           f"FROM (VALUES {', '.join([row] * len(objects))}) AS v(id, {', '.join(quoted)}) "
-                           f"WHERE t.id = v.id", params)
-    else:
-        _update_copied(table, staging, columns, quoted, plain, objects, assignments, stamp, now, batch)
+    head = [now] if now is not None else []
+
+    def update(cursor, rows: str, params: list) -> None:
+        cursor.execute(f"UPDATE {table} AS t SET {assignments}{stamp} FROM {rows} WHERE t.id = v.id",
+                       [*head, *params] or None)
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        if len(objects) < COPY_UPDATE_MIN:
+            casts = ["bigint", *(c.db_type(connection) for c in columns)]
+            row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
+            params = [value for obj in objects for value in
+                      (obj.pk, *(c.get_db_prep_save(getattr(obj, c.attname), connection) for c in columns))]
+            update(cursor, f"(VALUES {', '.join([row] * len(objects))}) AS v(id, {', '.join(quoted)})", params)
+        else:
+            staging = _staging_table(cursor, model, columns, quoted)
+            plain = [_copies_as_is(c) for c in columns]
+            for start in range(0, len(objects), batch):
+                cursor.execute(f"TRUNCATE {staging}")
+                with cursor.cursor.copy(f"COPY {staging} (id, {', '.join(quoted)}) FROM STDIN") as copy:
+                    for obj in objects[start:start + batch]:
+                        copy.write_row([obj.pk, *(getattr(obj, c.attname) if is_plain else
+                                                  c.get_db_prep_save(getattr(obj, c.attname), connection)
+                                                  for c, is_plain in zip(columns, plain, strict=True))])
+                update(cursor, f"{staging} AS v", [])
     if now is not None:
         for obj in objects:
             obj.updated_at = now
 
 
+def _staging_table(cursor, model: type, columns: list, quoted: list[str]) -> str:
+    """A temporary table for the new values of these columns (one per table and column set; a
+    hash names it, as names are cut at 63 characters), dropped at commit."""
+    signature = f"{model._meta.db_table}:{','.join(c.column for c in columns)}"
+    staging = f"update_rows_{hashlib.sha1(signature.encode()).hexdigest()[:16]}"
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (id bigint, "
+                   + ", ".join(f"{q} {c.db_type(connection)}" for q, c in zip(quoted, columns, strict=True))
+                   + ") ON COMMIT DROP")
+    return staging
+
+
 COPY_UPDATE_MIN = 500
-
-
-def _update_copied(table, staging, columns, quoted, plain, objects, assignments, stamp, now, batch) -> None:
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (id bigint, "
-                       + ", ".join(f"{q} {c.db_type(connection)}" for q, c in zip(quoted, columns, strict=True))
-                       + ") ON COMMIT DROP")
-        for start in range(0, len(objects), batch):
-            cursor.execute(f"TRUNCATE {staging}")
-            with cursor.cursor.copy(f"COPY {staging} (id, {', '.join(quoted)}) FROM STDIN") as copy:
-                for obj in objects[start:start + batch]:
-                    copy.write_row([obj.pk, *(getattr(obj, c.attname) if is_plain else
-                                              c.get_db_prep_save(getattr(obj, c.attname), connection)
-                                              for c, is_plain in zip(columns, plain, strict=True))])
-            cursor.execute(f"UPDATE {table} AS t SET {assignments}{stamp} FROM {staging} AS v WHERE t.id = v.id",
-                           [now] if now is not None else None)
 
 
 @transaction.atomic

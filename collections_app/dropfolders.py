@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
+import secrets
 from pathlib import Path
 from typing import IO
+
+from django.utils import timezone
+
+# processing/<UTC stamp>-<6 hex>-<name>: two files of one name never collide.
+CLAIM_PREFIX_RE = re.compile(r"^\d{8}T\d{6}-(?:[0-9a-f]{6}-)?")
 
 
 def lock_claimed(path: Path) -> IO[bytes] | None:
@@ -39,3 +46,21 @@ def abandoned(processing: Path) -> list[tuple[Path, IO[bytes]]]:
         if handle is not None:
             found.append((path, handle))
     return found
+
+
+def claim(path: Path, processing: Path) -> tuple[Path, IO[bytes]] | None:
+    """Take a dropped file: renamed into processing/ and locked. None when another worker took
+    it first."""
+    processing.mkdir(parents=True, exist_ok=True)
+    claimed = processing / f"{timezone.now().strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}-{path.name}"
+    try:
+        os.rename(path, claimed)
+    except FileNotFoundError:
+        return None
+    handle = lock_claimed(claimed)
+    return (claimed, handle) if handle is not None else None
+
+
+def original_name(claimed: Path) -> str:
+    """The name the file was dropped under."""
+    return CLAIM_PREFIX_RE.sub("", claimed.name)

@@ -229,6 +229,23 @@ def invoice_write_off(*, invoice: Invoice, max_amount: Decimal | None = None) ->
 
 
 @transaction.atomic
+def invoice_record_paid_outside(*, invoice: Invoice, balance: Decimal, gateway: str = "erp") -> Payment | None:
+    """Another system (an ERP) says only `balance` remains due: what it received outside the
+    platform (cheque, cash, offset) is recorded as a payment allocated to the invoice, so that
+    reminders stop and pay links follow. None when it says nothing new: the invoice is locked
+    first, so the same news told twice is recorded once."""
+    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+    due = invoice.amount_due
+    if invoice.status not in Invoice.OPEN_STATUSES or balance >= due:
+        return None
+    received = due - balance
+    payment = payment_create(customer=invoice.customer, method=PaymentMethod.OTHER, amount=received,
+                             currency=invoice.currency, gateway=gateway,
+                             gateway_reference=f"balance:{invoice.external_ref}:{balance}"[:128])
+    return payment_record_success(payment=payment, allocations=[AllocationLine(invoice=invoice, amount=received)])
+
+
+@transaction.atomic
 def invoice_write_off_reverse(*, invoice: Invoice) -> Invoice:
     """Take a write-off back (e.g. the payment it completed was unmatched): the written-off
     balance is due again and the invoice reopens."""
@@ -438,15 +455,7 @@ def payment_create(*, customer: Customer, method: str, amount: Any, currency: st
     request = None
     if payment_request is not None:
         request = _lock(PaymentRequest, payment_request.pk)
-        if request.customer_id != customer.pk:
-            raise ValidationFailed(_("The payment request belongs to another customer."), field="payment_request")
-        if request.status not in PaymentRequest.OPEN_STATUSES:
-            raise InvalidTransition(_("This payment request is %(status)s.") % {"status": request.get_status_display()})
-        if request.expires_at and request.expires_at <= timezone.now():
-            raise InvalidTransition(_("This payment link has expired."))
-        currency = _currency(currency, request.currency)
-        if currency != request.currency:
-            raise ValidationFailed(_("The currency must be the request's currency."), field="currency")
+        currency = payment_request_check_payable(request=request, customer=customer, currency=currency)
     currency = _currency(currency, customer.currency)
     amount = _positive_amount(amount, currency)
     if request is not None:
@@ -463,6 +472,21 @@ def payment_create(*, customer: Customer, method: str, amount: Any, currency: st
     event_emit(type="payment.created", creditor_id=payment.creditor_id, payload=payloads.payment_payload(payment),
                subjects=_payment_subjects(payment))
     return payment
+
+
+def payment_request_check_payable(*, request: PaymentRequest, customer: Customer, currency: str | None) -> str:
+    """The checks of a payment on a request (its customer, open, not expired, its currency);
+    returns the payment's currency. Shared with collections_app.bulk's ledger."""
+    if request.customer_id != customer.pk:
+        raise ValidationFailed(_("The payment request belongs to another customer."), field="payment_request")
+    if request.status not in PaymentRequest.OPEN_STATUSES:
+        raise InvalidTransition(_("This payment request is %(status)s.") % {"status": request.get_status_display()})
+    if request.expires_at and request.expires_at <= timezone.now():
+        raise InvalidTransition(_("This payment link has expired."))
+    currency = _currency(currency, request.currency)
+    if currency != request.currency:
+        raise ValidationFailed(_("The currency must be the request's currency."), field="currency")
+    return currency
 
 
 def _payment_subjects(payment: Payment) -> dict[str, Any]:

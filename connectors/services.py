@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
-import secrets
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -20,7 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from collections_app.dropfolders import abandoned, lock_claimed
+from collections_app.dropfolders import abandoned, claim, original_name
 from collections_app.errors import ValidationFailed
 from collections_app.models import Creditor, PaymentRequest
 from collections_app.selectors import transfer_beneficiaries
@@ -35,7 +33,6 @@ from notifications.services import event_emit
 
 ERRORS_KEPT = 20_000
 API_MAX_ROWS = 10_000
-DROP_STAMP_RE = re.compile(r"^\d{8}T\d{6}-(?:[0-9a-f]{6}-)?")
 RETURN_COLUMNS = ["external_ref", "pay_url", "short_reference", "virtual_iban", "iban", "bic",
                   "transfer_reference", "qr_code_url"]
 
@@ -382,20 +379,13 @@ def drop_folder_scan(*, now=None) -> list[ImportJob]:
         if mapping is None:
             continue
         processing = folder / "processing"
-        processing.mkdir(exist_ok=True)
-        work = [(claimed, handle, DROP_STAMP_RE.sub("", claimed.name)) for claimed, handle in abandoned(processing)]
+        work = [(claimed, handle, original_name(claimed)) for claimed, handle in abandoned(processing)]
         for path in sorted(folder.iterdir()):
             if not path.is_file() or path.name.startswith(".") or path.suffix.lower() in (".tmp", ".part"):
                 continue
-            stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
-            claimed = processing / f"{stamp}-{secrets.token_hex(3)}-{path.name}"
-            try:
-                path.rename(claimed)
-            except FileNotFoundError:  # another scanner took it
-                continue
-            handle = lock_claimed(claimed)
-            if handle is not None:
-                work.append((claimed, handle, path.name))
+            taken = claim(path, processing)
+            if taken is not None:
+                work.append((*taken, path.name))
         done = folder / "done"
         done.mkdir(exist_ok=True)
         for claimed, handle, name in work:

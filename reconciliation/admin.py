@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from collections_app.admin import run_service_action
 from collections_app.errors import DomainError
 from collections_app.models import Customer, Invoice
 from notifications.admin import render_timeline
@@ -273,20 +274,9 @@ class BankTransactionAdmin(admin.ModelAdmin):
                    "title": _("Match and split %(tx)s") % {"tx": tx}}
         return TemplateResponse(request, "admin/reconciliation/split.html", context)
 
-    def _run(self, request, queryset, func, done_message):
-        done = 0
-        for obj in queryset:
-            try:
-                func(obj)
-                done += 1
-            except DomainError as exc:
-                self.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
-        if done:
-            self.message_user(request, done_message % {"count": done}, messages.SUCCESS)
-
     @admin.action(description=_("Ignore (not about collections)"), permissions=["change"])
     def ignore(self, request, queryset):
-        self._run(request, queryset, lambda t: transaction_ignore(transaction_=t, user=request.user),
+        run_service_action(self, request, queryset, lambda t: transaction_ignore(transaction_=t, user=request.user),
                   _("%(count)d transaction(s) ignored."))
 
     @admin.action(description=_("Unmatch (reverse the allocation)"), permissions=["change"])
@@ -295,7 +285,7 @@ class BankTransactionAdmin(admin.ModelAdmin):
             for match in tx.matches.filter(status=Match.Status.ACTIVE):
                 match_reverse(match=match, user=request.user)
 
-        self._run(request, queryset, undo, _("%(count)d transaction(s) unmatched."))
+        run_service_action(self, request, queryset, undo, _("%(count)d transaction(s) unmatched."))
 
     @admin.action(description=_("Run the matching rules again"), permissions=["change"])
     def rematch(self, request, queryset):

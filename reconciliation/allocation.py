@@ -62,16 +62,25 @@ def _lines(invoices: list[Invoice], amount: Decimal) -> tuple[list[AllocationLin
     return lines, remaining
 
 
-def allocate(tx: BankTransaction, target: Target, *, rule: MatchingRule | None = None, user: Any = None,
-             lines: list[AllocationLine] | None = None) -> Match:
-    """Allocate an incoming transfer; `lines` (from the review queue) overrides the automatic split."""
+def _check_allocatable(tx: BankTransaction) -> None:
+    """An incoming transfer, not matched yet."""
     if tx.direction != BankTransaction.Direction.CREDIT or tx.is_reversal:
         raise InvalidTransition(_("Only incoming transfers can be allocated."))
     if tx.status not in (BankTransaction.Status.NEW, BankTransaction.Status.UNMATCHED):
         raise InvalidTransition(_("This bank transaction is already %(status)s.") % {"status": tx.get_status_display()})
-    customer = Customer.objects.get(pk=target.customer_id)
+
+
+def _check_customer(tx: BankTransaction, customer: Customer) -> None:
     if tx.creditor_id and customer.creditor_id != tx.creditor_id:
         raise ValidationFailed(_("The customer belongs to another creditor than the bank account."), field="customer")
+
+
+def allocate(tx: BankTransaction, target: Target, *, rule: MatchingRule | None = None, user: Any = None,
+             lines: list[AllocationLine] | None = None) -> Match:
+    """Allocate an incoming transfer; `lines` (from the review queue) overrides the automatic split."""
+    _check_allocatable(tx)
+    customer = Customer.objects.get(pk=target.customer_id)
+    _check_customer(tx, customer)
     account: BankAccount = tx.bank_account
     amount = tx.amount
     main: Payment | None = None
@@ -234,13 +243,9 @@ def _allocate_in_ledger(ledger: PaymentLedger, tx: BankTransaction, target: Targ
                         open_links: dict[int, set[int]]) -> Match:
     """allocate() without `lines` nor `user`, against the ledger's state. Checks first: a
     DomainError leaves the ledger unchanged."""
-    if tx.direction != BankTransaction.Direction.CREDIT or tx.is_reversal:
-        raise InvalidTransition(_("Only incoming transfers can be allocated."))
-    if tx.status not in (BankTransaction.Status.NEW, BankTransaction.Status.UNMATCHED):
-        raise InvalidTransition(_("This bank transaction is already %(status)s.") % {"status": tx.get_status_display()})
+    _check_allocatable(tx)
     customer = ledger.customers[target.customer_id]
-    if tx.creditor_id and customer.creditor_id != tx.creditor_id:
-        raise ValidationFailed(_("The customer belongs to another creditor than the bank account."), field="customer")
+    _check_customer(tx, customer)
     account: BankAccount = tx.bank_account
     amount = tx.amount
     main: Payment | None = None

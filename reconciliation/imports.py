@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from collections_app.errors import ValidationFailed
+from collections_app.dropfolders import abandoned, claim, original_name
+from collections_app.errors import DomainError, ValidationFailed
 from collections_app.models import Creditor
 from collections_app.money import round_money
 from collections_app.sepa.services import StatusReportResult, status_report_import
@@ -32,6 +34,8 @@ from notifications.services import event_emit
 from reconciliation import parsers
 from reconciliation.models import BankAccount, BankStatement, BankTransaction
 from reconciliation.parsers import Entry, StatementHeader, StatementParseError, UnsupportedFormat
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
 INSERT_BATCH = 5000
@@ -402,3 +406,43 @@ def _store(stream: IO[bytes], *, fmt: str, filename: str, sha: str, origin: str,
         raise StatementParseError("the file holds no statement")
     close()
     return result
+
+
+# --------------------------------------------------------------------------- drop folder
+
+def statement_drop_folder() -> Path:
+    return Path(getattr(settings, "STATEMENT_DROP_DIR", settings.DROP_DIR / "statements"))
+
+
+def statements_import_drop_folder() -> dict[str, int]:
+    """Import every file dropped in the statements folder. A file is claimed by renaming it
+    into processing/ (atomic: two workers never take the same file) and locked while it is
+    imported, then moved to done/ or to failed/ with the reason next to it. Files that a dead
+    worker left in processing/ are imported first (importing a file twice creates nothing)."""
+    root = statement_drop_folder()
+    processing = root / "processing"
+    for sub in ("processing", "done", "failed"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    counts = {"imported": 0, "failed": 0}
+    work: list[tuple[Path, IO[bytes], str]] = []
+    for leftover, handle in abandoned(processing):
+        logger.warning("statement %s was left half imported by a dead worker: importing it again", leftover.name)
+        work.append((leftover, handle, original_name(leftover)))
+    for path in sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")):
+        taken = claim(path, processing)
+        if taken is not None:
+            work.append((*taken, path.name))
+    for claimed, handle, name in work:
+        with handle:
+            try:
+                statement_import(source=claimed, filename=name, origin=BankStatement.Source.DROP_FOLDER)
+            except (StatementParseError, DomainError) as exc:
+                message = getattr(exc, "message", None) or str(exc)
+                os.replace(claimed, root / "failed" / name)
+                (root / "failed" / f"{name}.error.txt").write_text(message + "\n", encoding="utf-8")
+                logger.warning("statement %s refused: %s", name, message)
+                counts["failed"] += 1
+                continue
+            os.replace(claimed, root / "done" / name)
+            counts["imported"] += 1
+    return counts

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from collections_app.models import Installment
 from collections_app.retries.models import DEFAULT_RETRY_CODES, CollectionAttempt, RetryPolicy
 from collections_app.retries.reasons import CARD_REASONS, SEPA_REASONS, reason_meaning
+from collections_app.sepa.admin import ReadOnlyAdmin
 from notifications.admin import render_timeline
 
 __all__ = ["RetryPolicyAdmin", "CollectionAttemptAdmin"]
@@ -59,7 +60,7 @@ class RetryPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(CollectionAttempt)
-class CollectionAttemptAdmin(admin.ModelAdmin):
+class CollectionAttemptAdmin(ReadOnlyAdmin):
     list_display = ["id", "installment", "number", "method", "status", "scheduled_for", "collection_date",
                     "sequence_type", "reason_code", "will_retry", "sepa_file"]
     list_filter = ["status", "method", "will_retry", "sequence_type", "creditor", "scheduled_for"]
@@ -67,15 +68,6 @@ class CollectionAttemptAdmin(admin.ModelAdmin):
                      "installment__plan__mandate__reference"]
     readonly_fields = [f.name for f in CollectionAttempt._meta.fields] + ["meaning"]
     date_hierarchy = "scheduled_for"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("meaning"))
     def meaning(self, obj):

@@ -30,7 +30,6 @@ from collections_app.models import (
     Creditor,
     Customer,
     Invoice,
-    PaymentMethod,
     PaymentRequest,
 )
 from connectors.importing.normalise import CleanRow, RowError
@@ -119,19 +118,10 @@ def _import_request_follows(invoice: Invoice) -> None:
 
 
 def _settle_from_balance(invoice_id: int, balance: Decimal) -> bool:
-    """The ERP says less remains due than we know: what it received outside (cheque, cash,
-    offset) is recorded as a payment allocated to the invoice, so that reminders stop and the
-    pay link follows. The invoice is locked first: two imports of one file record it once."""
-    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice_id)
-    due = invoice.amount_due
-    if invoice.status not in Invoice.OPEN_STATUSES or balance >= due:
+    """What the ERP received outside is recorded; the import's own pay link follows."""
+    invoice = Invoice.objects.get(pk=invoice_id)
+    if core.invoice_record_paid_outside(invoice=invoice, balance=balance) is None:
         return False
-    received = due - balance
-    payment = core.payment_create(customer=invoice.customer, method=PaymentMethod.OTHER, amount=received,
-                                  currency=invoice.currency, gateway="erp",
-                                  gateway_reference=f"balance:{invoice.external_ref}:{balance}"[:128])
-    core.payment_record_success(payment=payment, allocations=[core.AllocationLine(invoice=invoice,
-                                                                                  amount=received)])
     invoice.refresh_from_db()
     _import_request_follows(invoice)
     return True
