@@ -74,6 +74,16 @@ def header_key(header: object) -> str:
 
 _DEFAULT_INDEX = {alias: (field, rank) for field, aliases in DEFAULT_HEADERS.items()
                   for rank, alias in enumerate(aliases)}
+# "Montant TTC (EUR)", "Amount in EUR", "Montant en euros": the unit is not part of the name.
+_UNIT_SUFFIX = re.compile(r"_(?:(?:en|in)_)?(?:eur|euros?|usd|gbp|chf)$")
+
+
+def default_alias(key: str) -> str | None:
+    """The default header a header key is, once a unit after the name is left out."""
+    if key in _DEFAULT_INDEX:
+        return key
+    key = _UNIT_SUFFIX.sub("", key)
+    return key if key in _DEFAULT_INDEX else None
 
 
 def resolve_headers(headers: list[str], columns: dict[str, str] | None = None) -> dict[int, str]:
@@ -93,11 +103,11 @@ def resolve_headers(headers: list[str], columns: dict[str, str] | None = None) -
             if field in FIELDS and field not in taken:
                 result[index] = field
                 taken.add(field)
-        elif key in _DEFAULT_INDEX:
-            field, rank = _DEFAULT_INDEX[key]
+        elif (alias := default_alias(key)) is not None:
+            field, rank = _DEFAULT_INDEX[alias]
             if field not in defaults or rank < defaults[field][0]:
                 defaults[field] = (rank, index)
-            if key in AMOUNT_DUE_ALIASES:
+            if alias in AMOUNT_DUE_ALIASES:
                 amount_due_columns.append(index)
     for field, (_rank, index) in defaults.items():
         if field not in taken:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
@@ -18,6 +19,18 @@ _AMOUNT = re.compile(r"-?\d+(\.\d+)?")
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ][\d:.+\-Z]*)?")
 # Exports often add a midnight time to dates ("04/03/2026 00:00:00").
 _DMY_DATE = re.compile(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
+# "20261123" (SAP and flat-file exports), else "23112026".
+_COMPACT_DATE = re.compile(r"(\d{8})")
+# "23-NOV-2026" (Oracle), "23 nov. 2026", "23 novembre 2026", "Nov 23, 2026".
+_NAMED_MONTH_DATE = re.compile(r"(\d{1,2})[ \-./]+([^\W\d_]+)\.?[ \-./]+(\d{4}|\d{2})|([^\W\d_]+)\.? (\d{1,2}),? (\d{4})")
+MONTHS = {name: number for number, names in enumerate((
+    ("jan", "january", "janv", "janvier"), ("feb", "february", "fev", "fevr", "fevrier"), ("mar", "march", "mars"),
+    ("apr", "april", "avr", "avril"), ("may", "mai"), ("jun", "june", "juin"), ("jul", "july", "juil", "juillet"),
+    ("aug", "august", "aou", "aout"), ("sep", "sept", "september", "septembre"), ("oct", "october", "octobre"),
+    ("nov", "november", "novembre"), ("dec", "december", "decembre")), start=1) for name in names}
+# Excel counts days from 1899-12-30; a workbook cell left without a date format shows that count.
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+_EXCEL_SERIALS = range(20_000, 80_000)  # 1954..2119
 # "1 234,56 EUR", "EUR 1234.56": the code must be the row's currency.
 _AMOUNT_CODE = re.compile(r"^\s*([A-Za-z]{3})\s*(?=[-\d])|(?<=[\d\s.,-])\s*([A-Za-z]{3})\s*$")
 CURRENCY_ALIASES = {"€": "EUR", "EURO": "EUR", "EUROS": "EUR", "£": "GBP", "CHF.": "CHF", "FRS": "CHF"}
@@ -84,11 +97,25 @@ def parse_amount(value: Any, decimal_separator: str = "auto") -> Decimal:
         raise CellError(_("“%(value)s” is not an amount.") % {"value": value}) from exc
 
 
+def _year(text: str) -> int:
+    return int(text) + 2000 if len(text) == 2 else int(text)
+
+
+def _month(name: str) -> int:
+    key = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower().rstrip(".")
+    month = MONTHS.get(key)
+    if month is None:
+        raise ValueError(name)
+    return month
+
+
 def parse_date(value: Any, date_format: str = "") -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
+    if isinstance(value, int) and not isinstance(value, bool) and value in _EXCEL_SERIALS:
+        return _EXCEL_EPOCH + dt.timedelta(days=value)
     text = str(value).strip()
     try:
         if date_format:
@@ -98,10 +125,18 @@ def parse_date(value: Any, date_format: str = "") -> dt.date:
             return dt.date(int(match[1]), int(match[2]), int(match[3]))
         match = _DMY_DATE.fullmatch(text)
         if match:
-            year = int(match[3])
-            if len(match[3]) == 2:
-                year += 2000
-            return dt.date(year, int(match[2]), int(match[1]))
+            return dt.date(_year(match[3]), int(match[2]), int(match[1]))
+        match = _COMPACT_DATE.fullmatch(text)
+        if match:
+            try:
+                return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+            except ValueError:
+                return dt.date(int(text[4:]), int(text[2:4]), int(text[:2]))
+        match = _NAMED_MONTH_DATE.fullmatch(text)
+        if match:
+            if match[1]:
+                return dt.date(_year(match[3]), _month(match[2]), int(match[1]))
+            return dt.date(int(match[6]), _month(match[4]), int(match[5]))
     except ValueError:
         pass
     raise CellError(_("“%(value)s” is not a valid date (expected %(format)s).")

@@ -11,6 +11,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from connectors.importing.fields import FIELDS, resolve_headers
 from connectors.importing.normalise import CleanRow, Normaliser, RowError
@@ -37,10 +38,17 @@ class ImportRun:
     file_error: str = ""
     row_refs: dict[int, str] = field(default_factory=dict)  # row -> external_ref (API answers)
     totals_rows: list[tuple[int, str]] = field(default_factory=list)  # (row, label): read, not imported
+    header_rows: list[int] = field(default_factory=list)  # the header again (page breaks of a report)
 
     def notes(self) -> str:
-        return " ".join(_("Row %(row)s reads as a totals row (“%(label)s”): it was not imported.")
-                        % {"row": row, "label": label} for row, label in self.totals_rows)
+        notes = [_("Row %(row)s reads as a totals row (“%(label)s”): it was not imported.")
+                 % {"row": row, "label": label} for row, label in self.totals_rows]
+        if self.header_rows:
+            notes.append(ngettext("Row %(rows)s repeats the header row: it was not imported.",
+                                  "Rows %(rows)s repeat the header row: they were not imported.",
+                                  len(self.header_rows))
+                         % {"rows": ", ".join(str(row) for row in self.header_rows[:20])})
+        return " ".join(notes)
 
 
 # Accounting exports end with a totals line ("Total général;;;12 345,67"): not an invoice.
@@ -60,6 +68,15 @@ def totals_label(values: list[Any], normaliser: Normaliser) -> str | None:
         if cell is not None and str(cell).strip() != texts[0]:
             return None
     return texts[0][:60]
+
+
+def repeats_header(values: list[Any], headers: list[str]) -> bool:
+    """Report-style exports print the header again after each page break."""
+    first = values[0] if values else None
+    if not headers or not headers[0] or not isinstance(first, str) or first.strip() != headers[0]:
+        return False
+    return [str(v if v is not None else "").strip() for v in values[:len(headers)]] == \
+        headers[:len(values)] and len(values) >= min(len(headers), 2)
 
 
 def choose_engine(engine: str = "auto") -> str:
@@ -96,6 +113,9 @@ def run_import(*, creditor, source: RowSource, columns: dict[str, str] | None, d
         for number, values in source.rows:
             if source.kind != "api" and (label := totals_label(values, normaliser)) is not None:
                 run.totals_rows.append((number, label))
+                continue
+            if source.kind != "api" and repeats_header(values, source.headers):
+                run.header_rows.append(number)
                 continue
             run.rows_total += 1
             clean, errors = normaliser.clean(number, values)

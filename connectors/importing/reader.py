@@ -64,12 +64,25 @@ def detect_encoding(sample: bytes) -> str:
 
 
 def detect_delimiter(text: str) -> str:
-    """The delimiter found most often on the header line (headers seldom contain one)."""
-    first = next(csv.reader(io.StringIO(text), delimiter="\x00"), [""])
-    header = first[0] if first else ""
-    counts = {d: header.count(d) for d in DELIMITERS}
-    best = max(DELIMITERS, key=lambda d: counts[d])
-    return best if counts[best] else ","
+    """The delimiter that splits the leading lines into the most columns, counted on the lines
+    that have the most common number of columns: title or export-date lines above the header
+    (which have none) do not decide, nor do comma decimals in a semicolon file."""
+    lines = [line for line in text.splitlines()[:HEADER_SEARCH_ROWS + 5] if line.strip()]
+    sample = "\n".join(lines)
+    best, best_score = ",", 0
+    for delimiter in DELIMITERS:
+        widths = [len(record) for record in csv.reader(io.StringIO(sample), delimiter=delimiter)]
+        counts: dict[int, int] = {}
+        for width in widths:
+            if width > 1:
+                counts[width] = counts.get(width, 0) + 1
+        if not counts:
+            continue
+        width, lines_of_width = max(counts.items(), key=lambda item: (item[1] * (item[0] - 1), item[0]))
+        score = lines_of_width * (width - 1)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
 
 
 def _cells(record: list[Any]) -> list[str]:

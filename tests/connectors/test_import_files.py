@@ -581,3 +581,31 @@ def test_exports_without_customer_codes_and_with_amount_due_next_to_the_total(cr
     job = _run_text(creditor, tmp_path, "qb.csv", QUICKBOOKS_LIKE, engine=engine)
     assert job.status == ImportJob.Status.SUCCEEDED, job.errors
     assert Invoice.objects.get(creditor=creditor, external_ref="1001").customer.name == "Fleurs Lambert"
+
+
+REPORT_LIKE = ("BALANCE AGEE CLIENTS - SOCIETE EXEMPLE\r\n"
+               "Edition du 23-NOV-2099\r\n"
+               "\r\n"
+               "N° pièce;Code tiers;Intitulé;Montant TTC (EUR);Date pièce;Échéance\r\n"
+               "RP-1;K1;Client Un;100,00;20990105;20990204\r\n"
+               "RP-2;K2;Client Deux;50,00;05-JAN-2099;04-FEB-2099\r\n"
+               "N° pièce;Code tiers;Intitulé;Montant TTC (EUR);Date pièce;Échéance\r\n"
+               "RP-3;K1;Client Un;25,00;6 janv. 2099;5 févr. 2099\r\n")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_printed_report_export_with_page_headers_and_other_date_styles(creditor, engine, tmp_path, settings):
+    # given a report-style export: title lines, the header again after a page break, a unit
+    # in a header, compact, Oracle and French-month dates
+    settings.LANGUAGE_CODE = "en"
+    # when
+    job = _run_text(creditor, tmp_path, "balance_agee.csv", REPORT_LIKE, engine=engine)
+    # then
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert (job.rows_total, job.invoices_created) == (3, 3)
+    assert job.message.endswith("Row 7 repeats the header row: it was not imported.")
+    days = {i.external_ref: (i.issue_date, i.due_date, i.amount_total) for i in Invoice.objects.filter(creditor=creditor)}
+    assert days == {"RP-1": (dt.date(2099, 1, 5), dt.date(2099, 2, 4), Decimal("100.00")),
+                    "RP-2": (dt.date(2099, 1, 5), dt.date(2099, 2, 4), Decimal("50.00")),
+                    "RP-3": (dt.date(2099, 1, 6), dt.date(2099, 2, 5), Decimal("25.00"))}

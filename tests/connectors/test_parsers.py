@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connectors.importing.fields import resolve_headers
 from connectors.importing.normalise import CellError, parse_amount, parse_date
 from connectors.importing.reader import detect_delimiter, detect_encoding
 
@@ -49,7 +50,24 @@ def test_dates_french_and_iso(day):
     assert parse_date(day.strftime("%d/%m/%Y 00:00")) == day
 
 
-@pytest.mark.parametrize("text", ["31/02/2026", "2026-13-01", "12/31/2026", "demain", ""])
+@given(st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2099, 12, 31)))
+def test_dates_as_flat_files_oracle_and_excel_write_them(day):
+    assert parse_date(day.strftime("%Y%m%d")) == day  # SAP, fixed-width exports
+    assert parse_date(day.strftime("%d%m%Y")) == day
+    assert parse_date(day.strftime("%d-%b-%Y").upper()) == day  # Oracle: 23-NOV-2026
+    assert parse_date(day.strftime("%b %d, %Y")) == day
+    assert parse_date((day - dt.date(1899, 12, 30)).days) == day  # a workbook cell without date format
+
+
+@pytest.mark.parametrize("text, day", [("23 nov. 2026", dt.date(2026, 11, 23)), ("3 févr. 2026", dt.date(2026, 2, 3)),
+                                       ("15 août 2026", dt.date(2026, 8, 15)), ("1 Janvier 26", dt.date(2026, 1, 1)),
+                                       ("23 décembre 2026", dt.date(2026, 12, 23))])
+def test_french_month_names(text, day):
+    assert parse_date(text) == day
+
+
+@pytest.mark.parametrize("text", ["31/02/2026", "2026-13-01", "12/31/2026", "demain", "", "31 foo 2026", "46349",
+                                  "20261332"])
 def test_bad_dates(text):
     with pytest.raises(CellError):
         parse_date(text)
@@ -63,3 +81,18 @@ def test_encoding_and_delimiter_detection():
     assert detect_delimiter(text) == ";"
     assert detect_delimiter('a,"b;c",d\n') == ","
     assert detect_delimiter("a\tb\tc\n") == "\t"
+
+
+def test_delimiter_is_not_decided_by_a_title_line_or_comma_decimals():
+    titled = ("Balance âgée clients, arrêtée au 23/11/2026\n\n"
+              "Pièce;Client;Montant;Échéance\nF1;Dupont, SA;12,50;01/12/2026\nF2;Durand;1,5;02/12/2026\n")
+    assert detect_delimiter(titled) == ";"
+    assert detect_delimiter('ref,name,amount\nF1,"Dupont; SA",12.50\nF2,Durand,3\n') == ","
+    assert detect_delimiter("ref|name|amount\nF1|Dupont, SA|12.50\n") == "|"
+
+
+def test_a_unit_after_a_header_name_is_left_out():
+    columns = resolve_headers(["N° facture", "Code client", "Nom", "Montant TTC (EUR)", "Amount due in EUR",
+                               "Échéance", "Montant devise"])
+    assert columns == {0: "external_ref", 1: "customer_ref", 2: "name", 3: "amount", 4: "balance",
+                       5: "due_date"}
