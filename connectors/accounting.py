@@ -10,7 +10,6 @@ Dates are the creditor's local dates. Write-offs and reversals are read from the
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from zoneinfo import ZoneInfo
 from django.utils.translation import gettext as _
 
 from collections_app.models import Creditor, Customer, Payment, Refund
+from connectors.spreadsheet import SafeWriter
 from notifications.models import Event
 
 BANK_ACCOUNT = ("512000", "Banque")
@@ -165,7 +165,7 @@ def fec_filename(creditor: Creditor, end: dt.date) -> str:
 
 def journal_csv(entries: Iterable[Entry]) -> bytes:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeWriter(out)
     writer.writerow(JOURNAL_COLUMNS)
     for entry in entries:
         for line in entry.lines:

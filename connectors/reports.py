@@ -6,7 +6,6 @@ sections are computed only when those models exist, and shown as not available o
 from __future__ import annotations
 
 import calendar
-import csv
 import datetime as dt
 import io
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from collections_app.models import Creditor, Invoice, Payment
 from collections_app.money import round_money
+from connectors.spreadsheet import SafeWriter
 
 AGING_BUCKETS = [("not_due", None, -1), ("0-30", 0, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None)]
 ZERO = Decimal("0.00")
@@ -182,7 +182,7 @@ def report_rows(report: MonthlyReport) -> list[list[Any]]:
 
 def report_csv(report: MonthlyReport) -> bytes:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeWriter(out)
     writer.writerow(["section", "label", "detail", "value"])
     writer.writerows(report_rows(report))
     return out.getvalue().encode("utf-8-sig")

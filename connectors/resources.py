@@ -15,11 +15,20 @@ from collections_app.errors import DomainError
 from collections_app.models import Creditor, Customer, Invoice, Payment, PaymentMethod, PaymentRequest
 from collections_app.virtual_ibans.models import VirtualIBAN
 
+from connectors.spreadsheet import safe_cell
+
 CUSTOMER_EDITABLE = ("name", "company_name", "email", "phone", "locale", "country")
 
 
 def _as_validation_error(exc: DomainError) -> ValidationError:
     return ValidationError({exc.field or "__all__": exc.message})
+
+
+class SpreadsheetSafeResource(resources.ModelResource):
+    """Exports open in a spreadsheet: names and labels from ERP files must not run as formulas."""
+
+    def export_field(self, field, instance, **kwargs):
+        return safe_cell(super().export_field(field, instance, **kwargs))
 
 
 class CreditorCustomerWidget(widgets.ForeignKeyWidget):
@@ -42,7 +51,7 @@ class CreditorRequestWidget(widgets.ForeignKeyWidget):
         return PaymentRequest.objects.filter(creditor_id=row.get("creditor"))
 
 
-class CustomerResource(resources.ModelResource):
+class CustomerResource(SpreadsheetSafeResource):
     creditor = fields.Field(attribute="creditor", column_name="creditor",
                             widget=widgets.ForeignKeyWidget(Creditor, "pk"))
     # Where the customer pays by transfer (per-customer mode), for the ERP's own mailings.
@@ -80,7 +89,7 @@ class CustomerResource(resources.ModelResource):
         instance.pk = saved.pk
 
 
-class InvoiceResource(resources.ModelResource):
+class InvoiceResource(SpreadsheetSafeResource):
     creditor = fields.Field(attribute="creditor", column_name="creditor",
                             widget=widgets.ForeignKeyWidget(Creditor, "pk"))
     customer = fields.Field(attribute="customer", column_name="customer_ref", widget=CreditorCustomerWidget())
@@ -112,7 +121,7 @@ class InvoiceResource(resources.ModelResource):
         instance.pk = saved.pk
 
 
-class PaymentResource(resources.ModelResource):
+class PaymentResource(SpreadsheetSafeResource):
     """Export of every payment; import records payments received outside the platform
     (cheques, cash, transfers seen on another account), once per gateway_reference."""
 

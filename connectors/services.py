@@ -29,6 +29,7 @@ from connectors.importing.normalise import RowError
 from connectors.importing.pipeline import ImportRun, run_import
 from connectors.importing.reader import ImportFileError, RowSource, dict_rows, open_rows
 from connectors.models import ColumnMapping, ImportJob
+from connectors.spreadsheet import SafeWriter
 from notifications.services import event_emit
 
 ERRORS_KEPT = 20_000
@@ -315,7 +316,7 @@ def import_job_write_return_file(*, job: ImportJob, refs: dict[str, int]) -> Imp
 
 def errors_csv(errors: Iterable[dict[str, Any] | RowError]) -> bytes:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeWriter(buffer)
     writer.writerow(["row", "column", "message"])
     for error in errors:
         item = error.as_dict() if isinstance(error, RowError) else error

@@ -80,6 +80,12 @@ def test_journal_csv_and_period_bounds(customer):
     assert sum(Decimal(r["debit"]) for r in rows) == sum(Decimal(r["credit"]) for r in rows) == Decimal("315.50")
     yesterday = today - dt.timedelta(days=1)
     assert accounting_entries(creditor=customer.creditor, start=yesterday, end=yesterday) == []
+    # a customer name from an ERP file that a spreadsheet would run as a formula stays text
+    customer.name = '=HYPERLINK("http://evil.example","Payer")'
+    customer.save(update_fields=["name"])
+    rows = list(csv.DictReader(io.StringIO(journal_csv(accounting_entries(
+        creditor=customer.creditor, start=today, end=today)).decode("utf-8-sig"))))
+    assert {r["customer_name"] for r in rows if r["customer_name"]} == {"'" + customer.name}
     assert len(accounting_entries(creditor=customer.creditor, start=yesterday, end=today)) == 5
 
 

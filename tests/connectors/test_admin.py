@@ -193,6 +193,23 @@ def test_customer_export_carries_the_virtual_iban(customer):
 
 
 @pytest.mark.django_db
+def test_spreadsheet_files_never_carry_a_formula(customer):
+    from connectors.services import errors_csv
+    from connectors.spreadsheet import safe_cell
+
+    assert [safe_cell(v) for v in ("=1+1", "+33 6", "@SUM(A1)", "-2+3", "\t=x", "-12.50", "+1 234,56", "Dupont", 7)] \
+        == ["'=1+1", "+33 6", "'@SUM(A1)", "'-2+3", "'\t=x", "-12.50", "+1 234,56", "Dupont", 7]
+    # given a name written by an ERP file, and a bad cell quoted in a row error
+    customer.name = "=cmd|' /C calc'!A0"
+    customer.save(update_fields=["name"])
+    # then the admin export and the error report keep them as text
+    exported = CustomerResource().export(queryset=Customer.objects.filter(pk=customer.pk)).dict
+    assert exported[0]["name"] == "'=cmd|' /C calc'!A0"
+    report = errors_csv([{"row": 2, "column": "=A1", "message": "-x"}]).decode("utf-8-sig").splitlines()
+    assert report[1] == "2,'=A1,'-x"
+
+
+@pytest.mark.django_db
 def test_column_mapping_form_checks_the_fields(admin_client, creditor, settings):
     settings.LANGUAGE_CODE = "en"
     url = reverse("admin:connectors_columnmapping_add")
