@@ -562,6 +562,11 @@ def test_a_totals_row_at_the_end_is_not_an_invoice_and_is_said(creditor, engine,
 ODOO_LIKE = ("Number,Partner,Invoice/Bill Date,Due Date,Total,Amount Due,Currency,Status\n"
              "INV/2099/0001,Garage Martin,2099-01-05,2099-02-04,480.50,480.50,EUR,Posted\n"
              "INV/2099/0002,Cabinet Durand,2099-01-06,2099-02-05,200.00,50.00,EUR,Partially Paid\n")
+XERO_LIKE = ("*ContactName,EmailAddress,*InvoiceNumber,Reference,*InvoiceDate,*DueDate,Total,InvoiceAmountPaid,"
+             "InvoiceAmountDue,Currency\n"
+             "Atelier Roux,compta@atelier-roux.example,INV-0042,PO 7781,2099-01-05,2099-02-04,300.00,100.00,200.00,EUR\n")
+CEGID_LIKE = ("Compte auxiliaire;Libellé tiers;N° pièce;Date pièce;Date échéance;Montant échéance;Solde\r\n"
+              "411DUPONT;Dupont SARL;VT-881;05/01/2099;04/02/2099;120,00;120,00\r\n")
 QUICKBOOKS_LIKE = ("Num,Customer,Date,Due Date,Amount,Open Balance\n"
                    "1001,Fleurs Lambert,01/05/2099,01/06/2099,120.00,120.00\n")
 
@@ -581,6 +586,16 @@ def test_exports_without_customer_codes_and_with_amount_due_next_to_the_total(cr
     job = _run_text(creditor, tmp_path, "qb.csv", QUICKBOOKS_LIKE, engine=engine)
     assert job.status == ImportJob.Status.SUCCEEDED, job.errors
     assert Invoice.objects.get(creditor=creditor, external_ref="1001").customer.name == "Fleurs Lambert"
+    # Xero: CamelCase headers, and a "Reference" (the customer's order) next to the invoice number
+    job = _run_text(creditor, tmp_path, "xero.csv", XERO_LIKE, engine=engine)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    xero = Invoice.objects.get(creditor=creditor, external_ref="INV-0042")
+    assert (xero.amount_total, xero.amount_paid, xero.customer.email) == (
+        Decimal("300.00"), Decimal("100.00"), "compta@atelier-roux.example")
+    # Cegid / Sage ledgers: the auxiliary account is the customer code
+    job = _run_text(creditor, tmp_path, "cegid.csv", CEGID_LIKE, engine=engine)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert Invoice.objects.get(creditor=creditor, external_ref="VT-881").customer.external_ref == "411DUPONT"
 
 
 REPORT_LIKE = ("BALANCE AGEE CLIENTS - SOCIETE EXEMPLE\r\n"
