@@ -31,7 +31,7 @@ from collections_app.money import round_money
 from collections_app.sepa.services import StatusReportResult, status_report_import
 from collections_app.virtual_ibans.models import VirtualIBAN
 from notifications.services import event_emit
-from reconciliation import parsers
+from reconciliation import archives, parsers
 from reconciliation.models import BankAccount, BankStatement, BankTransaction
 from reconciliation.parsers import Entry, StatementHeader, StatementParseError, UnsupportedFormat
 
@@ -123,6 +123,9 @@ def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = 
         stream.seek(0)
         head = stream.read(parsers.HEAD_BYTES)
         stream.seek(0)
+        if archives.kind(head):
+            return _import_archive(stream, head=head, filename=filename, origin=origin, user=user, match=match,
+                                   progress=progress, inline_match_max=inline_match_max)
         fmt = parsers.detect(head)
         if fmt == "pain.002":
             return ImportResult(format=fmt, filename=filename,
@@ -143,16 +146,67 @@ def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = 
     finally:
         if owned:
             stream.close()
-    if match and inline_match_max is not None and result.created > inline_match_max:
+    if match:
+        _match_or_queue(result, progress=progress, inline_match_max=inline_match_max)
+    return result
+
+
+def _match_or_queue(result: ImportResult, *, progress: Progress | None, inline_match_max: int | None) -> None:
+    if inline_match_max is not None and result.created > inline_match_max:
         statement_ids = list(result.statement_ids)
         transaction.on_commit(lambda: _enqueue_matching(statement_ids))
         result.matching = {"queued": result.created}
-    elif match:
+    else:
         from reconciliation.matching import transactions_match
 
         result.matching = transactions_match(
             statement_ids=result.statement_ids,
             progress=(lambda fraction: progress("matching", fraction)) if progress else None)
+
+
+@transaction.atomic
+def _import_archive(stream: IO[bytes], *, head: bytes, filename: str, origin: str, user: Any, match: bool,
+                    progress: Progress | None, inline_match_max: int | None) -> ImportResult:
+    """A ZIP (what EBICS and bank portals deliver: one camt file a day or an account) or a
+    gzip file: every statement in it, all or nothing. A member that is not a statement (a PDF
+    copy, a readme) is left out with a warning; a statement that cannot be read refuses the
+    whole archive, naming the member."""
+    result = ImportResult(format=archives.kind(head), filename=filename, already_imported=True)
+    members = list(archives.members(stream, head=head, filename=filename, max_bytes=max_file_bytes()))
+    if not members:
+        raise StatementParseError("the archive holds no file")
+    for number, (name, open_member) in enumerate(members):
+        if progress:
+            progress("reading", number / len(members))
+        with open_member() as member:
+            if archives.kind(member.read(4)):
+                raise StatementParseError(f"{name}: an archive inside the archive; send its files instead")
+            member.seek(0)
+            try:
+                found = statement_import(source=member, filename=(f"{filename}/{name}" if filename else name)[-255:],
+                                         origin=origin, user=user, match=False)
+            except UnsupportedFormat:
+                result.warnings.append(_("%(member)s: not a bank statement, left out.") % {"member": name})
+                continue
+            except StatementParseError as exc:
+                raise StatementParseError(f"{name}: {exc.message}") from exc
+        if found.other is not None:  # a pain.002 status report
+            report = found.other
+            if not report.ok:
+                raise StatementParseError(f"{name}: " + "; ".join(report.errors))
+            result.warnings.append(_("%(member)s: status report, %(accepted)d accepted, %(rejected)d rejected.")
+                                   % {"member": name, "accepted": report.accepted, "rejected": len(report.rejected)})
+            result.already_imported = result.already_imported and report.already_imported
+            continue
+        result.statement_ids.extend(found.statement_ids)
+        result.created += found.created
+        result.duplicates += found.duplicates
+        result.already_imported = result.already_imported and found.already_imported
+        result.warnings.extend(f"{name}: {w}" for w in found.warnings)
+    if not result.statement_ids and not result.warnings:
+        raise StatementParseError("the archive holds no bank statement")
+    if match and result.statement_ids:
+        _match_or_queue(result, progress=progress, inline_match_max=inline_match_max)
     return result
 
 

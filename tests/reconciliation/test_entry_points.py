@@ -122,3 +122,78 @@ def test_a_big_upload_answers_once_stored_and_is_matched_by_the_worker(world, ap
     counts = match_statements(list(BankStatement.objects.values_list("pk", flat=True)))
     assert counts["matched"] == 4
     assert not BankTransaction.objects.filter(status=BankTransaction.Status.NEW).exists()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def test_a_zip_of_statements_is_imported_whole_and_once(world, api):
+    # given an EBICS-style download: two statements, a PDF copy and what macOS adds
+    archive = _zip({"C53/2026-03-04_camt053.xml": sample("camt053_v02_bnp.xml"),
+                    "C53/2026-03-04_lcl.txt": sample("cfonb120_lcl.txt"),
+                    "C53/2026-03-04_releve.pdf": b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n",
+                    "__MACOSX/C53/._2026-03-04_camt053.xml": b"\x00\x05\x16\x07", "C53/": b""})
+    # when
+    response = api.post("/api/v1/bank-statements/", {"file": SimpleUploadedFile("C53.zip", archive)},
+                        format="multipart")
+    # then both statements are in, matched, and the PDF is said to be left out
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["format"], body["created"], body["matching"]["matched"]) == ("zip", 11, 4)
+    assert body["warnings"] == ["C53/2026-03-04_releve.pdf: not a bank statement, left out."]
+    assert sorted(BankStatement.objects.values_list("filename", flat=True)) == [
+        "C53.zip/C53/2026-03-04_camt053.xml", "C53.zip/C53/2026-03-04_lcl.txt"]
+    # the same download again, or one of its files on its own, creates nothing
+    again = api.post("/api/v1/bank-statements/", {"file": SimpleUploadedFile("C53-bis.zip", archive)},
+                     format="multipart")
+    assert again.status_code == 200 and again.json()["already_imported"] is True
+    assert BankTransaction.objects.count() == 11
+
+
+def test_an_archive_with_a_broken_statement_imports_nothing_and_names_it(world, api, tmp_path):
+    broken = _zip({"a.xml": sample("camt053_v02_bnp.xml"), "b.xml": sample("malformed_camt053.xml")})
+    response = api.post("/api/v1/bank-statements/", {"file": SimpleUploadedFile("x.zip", broken)},
+                        format="multipart")
+    assert response.status_code == 400 and response.json()["error"]["message"].startswith("b.xml: ")
+    assert not BankStatement.objects.exists() and not BankTransaction.objects.exists()
+    nested = _zip({"inner.zip": _zip({"a.xml": sample("camt053_v02_bnp.xml")})})
+    path = tmp_path / "nested.zip"
+    path.write_bytes(nested)
+    with pytest.raises(CommandError):
+        call_command("import_statement", str(path))
+    assert not BankStatement.objects.exists()
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(broken[:len(broken) // 2])
+    with pytest.raises(CommandError):
+        call_command("import_statement", str(damaged))
+
+
+def test_gzip_statements_and_compression_bombs(world, settings, tmp_path, capsys):
+    import gzip
+
+    path = tmp_path / "releve.sta.gz"
+    path.write_bytes(gzip.compress(sample("mt940_nl_ing.sta")))
+    call_command("import_statement", str(path), "--json")
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["files"][0]["format"] == "gzip"
+    assert BankStatement.objects.get().filename == "releve.sta.gz/releve.sta"
+    # a small file that inflates past the size limit stops there
+    settings.RECONCILIATION_MAX_FILE_BYTES = 1 << 20
+    bomb = tmp_path / "bomb.xml.gz"
+    bomb.write_bytes(gzip.compress(b"<" + b" " * (4 << 20)))
+    assert bomb.stat().st_size < 10_000
+    with pytest.raises(CommandError):
+        call_command("import_statement", str(bomb), "--json")
+    assert "larger than 1048576 bytes once uncompressed" in capsys.readouterr().out
+    zipped = tmp_path / "bomb.zip"
+    zipped.write_bytes(_zip({"big.xml": b"<" + b" " * (4 << 20)}))
+    with pytest.raises(CommandError):
+        call_command("import_statement", str(zipped), "--json")
+    assert "big.xml: larger than" in capsys.readouterr().out
