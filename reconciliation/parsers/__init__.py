@@ -16,6 +16,8 @@ HEAD_BYTES = 64 * 1024
 
 def detect(head: bytes) -> str:
     """The format of a file from its first bytes: camt.053, camt.054, pain.002, mt940 or cfonb120."""
+    # a UTF-16 document is looked at as UTF-8 (camt.scannable leaves other heads as they are)
+    head = camt.scannable(head)
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"<"):
         if PAIN002_RE.search(head):

@@ -1,9 +1,13 @@
 """ISO 20022 camt.053 (statements) and camt.054 (debit/credit notifications), versions
-001.02 to 001.08, read as a stream with lxml: each entry is turned into Entry items as soon
+001.02 to 001.13 (the elements read here did not change after 001.08), read as a stream with lxml: each entry is turned into Entry items as soon
 as it is complete and then dropped from the tree, so memory does not grow with the file.
 
 The XML is parsed with entities, DTDs and network access off; a document declaring a DTD
 (the vehicle of entity-expansion bombs) is refused before parsing.
+
+Real files also come as several documents glued one after the other (one per day, as some
+banks' downloads do), wrapped in an envelope element (BizMsgEnvlp, SWIFT's DataPDU), in
+UTF-16, or with a DOS end-of-file mark: all are read.
 """
 from __future__ import annotations
 
@@ -15,22 +19,46 @@ from typing import IO
 
 from lxml import etree
 
+from schwifty import IBAN
+from schwifty.exceptions import SchwiftyException
+
 from reconciliation.parsers.base import Entry, StatementHeader, StatementParseError, UnsupportedFormat, clean_reference
 
 NAMESPACE_RE = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:(camt\.05[34])\.001\.(\d\d)")
-SUPPORTED_VERSIONS = {f"{v:02d}" for v in range(2, 9)}
+SUPPORTED_VERSIONS = {f"{v:02d}" for v in range(2, 14)}
 # Pending and information-only entries are not on the account yet: the booked entry will come.
 NOT_BOOKED = {"PDNG", "INFO", "FUTR"}
 RETURN_SUBFAMILIES = {"UPDD", "PRDD", "RRTN", "ARET", "RCDD", "RPCR"}
 HEAD_BYTES = 64 * 1024
+CHUNK = 64 * 1024
+XML_DECLARATION = b"<?xml"
+# Swiss banks put QR-bill processing codes in AddtlRmtInf: not the payer's words.
+TECHNICAL_REMITTANCE = re.compile(r"^\?(REJECT|ERROR)\?")
+IBAN_LIKE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
+NUMERIC_REFERENCE = re.compile(r"(RF\d\d)?[\dA-Z ]+")
 
 
 ROOT_START_RE = re.compile(rb"<[A-Za-z_]")
 
 
+def scannable(head: bytes) -> bytes:
+    """The head as ASCII-compatible bytes, so that the namespace and a DTD can be looked for
+    in a UTF-16 document too."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(head) > 1 and (head[0] == 0) != (head[1] == 0)):
+        for encoding in ("utf-16", "utf-16-le", "utf-16-be"):
+            try:
+                text = head[: len(head) // 2 * 2].decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            if "<" in text[:64]:
+                return text.encode("utf-8", errors="replace")
+    return head
+
+
 def check_prolog(head: bytes) -> None:
     """Refuse a DTD: an internal subset can declare entities (billion laughs, external files).
     A DTD can only stand in the prolog, before the root element's start tag."""
+    head = scannable(head)
     root = ROOT_START_RE.search(head)
     prolog = head[: root.start()] if root else head
     if b"<!DOCTYPE" in prolog.upper() or b"<!ENTITY" in prolog.upper():
@@ -39,9 +67,12 @@ def check_prolog(head: bytes) -> None:
 
 def _decimal(text: str | None, *, entry: int | None = None) -> Decimal:
     try:
-        return Decimal((text or "").strip())
+        value = Decimal((text or "").strip())
     except InvalidOperation:
         raise StatementParseError(f"invalid amount {text!r}", entry=entry) from None
+    if not value.is_finite():
+        raise StatementParseError(f"invalid amount {text!r}", entry=entry)
+    return value
 
 
 def _date(value: str | None, *, entry: int | None = None) -> dt.date | None:
@@ -88,35 +119,119 @@ class _Paths:
 
 
 def detect_version(head: bytes) -> tuple[str, str] | None:
-    found = NAMESPACE_RE.search(head)
+    found = NAMESPACE_RE.search(scannable(head))
     if not found:
         return None
     return found.group(1).decode(), found.group(2).decode()
 
 
+class _Document:
+    """One XML document of a stream that may hold several, one after the other."""
+
+    def __init__(self, source: _Documents):
+        self.source = source
+        self.done = False
+        self.started = False
+
+    def read(self, size: int = -1) -> bytes:
+        if self.done:
+            return b""
+        data = self.source.take(self)
+        self.done = not data
+        return data
+
+
+class _Documents:
+    """Cuts a stream into its XML documents at each XML declaration but the first one's, a
+    declaration being allowed nowhere else. Bytes that XML forbids anywhere (a DOS end-of-file
+    mark, NUL padding) are dropped, except in UTF-16 where they belong to characters."""
+
+    def __init__(self, stream: IO[bytes]):
+        self.stream = stream
+        self.buffer = b""
+        self.eof = False
+        self.utf16: bool | None = None
+
+    def _fill(self) -> None:
+        while not self.eof and len(self.buffer) < CHUNK:
+            chunk = self.stream.read(CHUNK)
+            if not chunk:
+                self.eof = True
+                break
+            if self.utf16 is None:
+                self.utf16 = scannable(chunk[:64]) != chunk[:64]
+            if not self.utf16:
+                chunk = chunk.replace(b"\x1a", b"").replace(b"\x00", b"")
+            self.buffer += chunk
+
+    def next_document(self) -> tuple[bytes, _Document] | None:
+        """The head of the next document, and the document; None at the end of the stream."""
+        self._fill()
+        if not self.buffer.strip(b" \t\r\n"):
+            return None
+        return self.buffer[:HEAD_BYTES], _Document(self)
+
+    def take(self, document: _Document) -> bytes:
+        self._fill()
+        if self.utf16:
+            data, self.buffer = self.buffer, b""
+            return data
+        search_from = 0
+        if not document.started:
+            document.started = True
+            own = self.buffer.find(XML_DECLARATION)
+            if own >= 0 and not self.buffer[:own].strip(b" \t\r\n\xef\xbb\xbf"):
+                search_from = own + 1
+        cut = self.buffer.find(XML_DECLARATION, search_from)
+        if cut < 0:
+            # keep a tail: a declaration may straddle two chunks
+            cut = len(self.buffer) if self.eof else max(len(self.buffer) - len(XML_DECLARATION), search_from)
+        data, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        return data
+
+
 def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
-    head = stream.read(HEAD_BYTES)
-    stream.seek(0)
+    documents = _Documents(stream)
+    index = -1
+    entry_number = 0
+    found_any = False
+    while (nxt := documents.next_document()) is not None:
+        head, document = nxt
+        state = {"index": index, "entry_number": entry_number}
+        yield from _parse_document(document, head, state, first=not found_any)
+        index, entry_number = state["index"], state["entry_number"]
+        found_any = True
+        if not document.done:
+            # a document stops at its root's end: drain what lxml left unread
+            while document.read(CHUNK):
+                pass
+    if not found_any:
+        raise StatementParseError("empty file")
+
+
+def _parse_document(document: _Document, head: bytes, state: dict, *, first: bool) -> Iterator[StatementHeader | Entry]:
     check_prolog(head)
     found = detect_version(head)
     if found is None:
-        raise UnsupportedFormat("not a camt.053 or camt.054 document")
+        if first:
+            raise UnsupportedFormat("not a camt.053 or camt.054 document")
+        raise StatementParseError("a further XML document in the file is not a camt.053 or camt.054 document")
     message, version = found
     if version not in SUPPORTED_VERSIONS:
-        raise UnsupportedFormat(f"{message}.001.{version} is not supported (001.02 to 001.08 are)")
+        raise UnsupportedFormat(f"{message}.001.{version} is not supported (001.02 to 001.13 are)")
     ns = f"urn:iso:std:iso:20022:tech:xsd:{message}.001.{version}"
     p = _Paths(ns)
     statement_tags = {p("Stmt"), p("Ntfctn")}
     context = etree.iterparse(
-        stream, events=("start", "end"),
+        document, events=("start", "end"),
         tag=(p("GrpHdr"), p("Stmt"), p("Ntfctn"), p("Ntry")),
         resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False, remove_comments=True,
         remove_pis=True,
     )
     group_created: dt.datetime | None = None
-    index = -1
+    index = state["index"]
+    first_index = index
     header: StatementHeader | None = None
-    entry_number = 0
     checked = False
     try:
         for event, el in context:
@@ -132,6 +247,7 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
             elif tag in statement_tags:
                 if event == "start":
                     index += 1
+                    state["index"] = index
                     header = None
                 else:
                     if header is None:
@@ -147,15 +263,15 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
                         header = _header(el.getparent(), p, message, version, index, group_created)
                         yield header
                     continue
-                entry_number += 1
-                yield from _entries(el, p, header, entry_number)
+                state["entry_number"] += 1
+                yield from _entries(el, p, header, state["entry_number"])
                 el.clear()
                 parent = el.getparent()
                 while el.getprevious() is not None:
                     del parent[0]
     except etree.XMLSyntaxError as exc:
         raise StatementParseError(f"malformed XML: {exc.msg}", line=exc.lineno) from None
-    if index < 0:
+    if index == first_index:
         raise StatementParseError(f"{message} document without any statement or notification")
 
 
@@ -175,14 +291,18 @@ def _header(stmt, p: _Paths, message: str, version: str, index: int,
         raise StatementParseError(f"{message} statement {index + 1} has no account (Acct)")
     header.account_iban = _text(acct, p("Id/IBAN")).replace(" ", "").upper()
     header.account_other_id = _text(acct, p("Id/Othr/Id"))
+    if not header.account_iban:
+        # some banks (Nordic, Baltic, SEB...) put the IBAN in Othr/Id
+        header.account_iban = _valid_iban(header.account_other_id)
     header.currency = _text(acct, p("Ccy")).upper()
     header.account_bic = (_text(acct, p("Svcr/FinInstnId/BIC")) or _text(acct, p("Svcr/FinInstnId/BICFI")))[:11]
     frto = stmt.find(p("FrToDt"))
     if frto is not None:
         header.from_date = _date(frto.findtext(p("FrDtTm")))
         header.to_date = _date(frto.findtext(p("ToDtTm")))
+    balances: dict[str, list[tuple[Decimal, dt.date | None]]] = {}
     for bal in stmt.iterfind(p("Bal")):
-        code = _text(bal, p("Tp/CdOrPrtry/Cd")) or _text(bal, p("Tp/CdOrPrtry/Prtry"))
+        code = (_text(bal, p("Tp/CdOrPrtry/Cd")) or _text(bal, p("Tp/CdOrPrtry/Prtry"))).upper()
         amt = bal.find(p("Amt"))
         if amt is None:
             continue
@@ -190,16 +310,32 @@ def _header(stmt, p: _Paths, message: str, version: str, index: int,
         if _text(bal, p("CdtDbtInd")) == "DBIT":
             value = -value
         header.currency = header.currency or (amt.get("Ccy") or "").upper()
-        if code in ("OPBD", "PRCD", "OPAV") and header.opening_balance is None:
-            header.opening_balance = value
-        elif code in ("CLBD",):
-            header.closing_balance = value
         bal_date = _date(bal.findtext(p("Dt/Dt")) or bal.findtext(p("Dt/DtTm")))
-        if code in ("OPBD", "PRCD") and header.from_date is None:
-            header.from_date = bal_date
-        if code == "CLBD" and header.to_date is None:
-            header.to_date = bal_date
+        balances.setdefault(code, []).append((value, bal_date))
+    # Booked balances only, whatever their order in the file: an available balance (OPAV,
+    # CLAV) includes unbooked items. A statement cut into pages opens or closes on an interim
+    # booked balance (ITBD) instead.
+    interim = balances.get("ITBD", [])
+    opening = (balances.get("OPBD") or balances.get("PRCD") or interim[:1] or [None])[0]
+    closing_interim = interim[-1:] if len(interim) > 1 or opening not in interim else []
+    closing = (balances.get("CLBD") or closing_interim or [None])[-1]
+    if opening is not None:
+        header.opening_balance = opening[0]
+        header.from_date = header.from_date or opening[1]
+    if closing is not None:
+        header.closing_balance = closing[0]
+        header.to_date = header.to_date or closing[1]
     return header
+
+
+def _valid_iban(value: str) -> str:
+    compact = value.replace(" ", "").upper()
+    if not IBAN_LIKE.fullmatch(compact):
+        return ""
+    try:
+        return IBAN(compact).compact
+    except SchwiftyException:
+        return ""
 
 
 def _entries(ntry, p: _Paths, header: StatementHeader, number: int) -> Iterator[Entry]:
@@ -215,6 +351,9 @@ def _entries(ntry, p: _Paths, header: StatementHeader, number: int) -> Iterator[
     value = _date(ntry.findtext(p("ValDt/Dt")) or ntry.findtext(p("ValDt/DtTm")), entry=number)
     if booking is None:
         booking = value
+    if booking is None:
+        # Some central and Baltic banks give entries no date at all: the statement's day.
+        booking = header.to_date or header.from_date or (header.created_at.date() if header.created_at else None)
     if booking is None:
         raise StatementParseError("entry without a booking date (BookgDt)", entry=number)
     reversal = _text(ntry, p("RvslInd")).lower() in ("true", "1")
@@ -238,8 +377,45 @@ def _entries(ntry, p: _Paths, header: StatementHeader, number: int) -> Iterator[
     if len(details) > 1 or batch is not None:
         batch_ref = (_text(batch, p("PmtInfId")) or _text(batch, p("MsgId"))) if batch is not None else ""
         batch_ref = (batch_ref or base.bank_reference or base.entry_reference or f"entry-{number}")[:64]
+    if len(details) > 1 and any(_amount_element(tx, p, base.currency) is None for tx in details):
+        # The bank lists the batch's payers but not what each paid: the entry cannot be
+        # split, so it is kept whole with all their remittance texts.
+        texts = [_remittance(tx, p)[0] for tx in details]
+        base.remittance_info = " ".join(x for x in (*texts, base.remittance_info) if x)[:1000]
+        base.batch_reference = batch_ref
+        base.is_reversal = base.is_reversal or _is_return_code(code)
+        yield base
+        return
     for position, tx in enumerate(details):
         yield _detail(tx, p, base, number, position, batch_ref, single=len(details) == 1)
+
+
+def _amount_element(tx, p: _Paths, currency: str):
+    """The transaction's amount, in the account's currency when the bank gives several
+    (TxAmt, counter value, instructed amount in the payer's currency)."""
+    candidates = [el for el in (tx.find(p("Amt")), tx.find(p("AmtDtls/TxAmt/Amt")),
+                                tx.find(p("AmtDtls/CntrValAmt/Amt")), tx.find(p("AmtDtls/InstdAmt/Amt")))
+                  if el is not None]
+    for el in candidates:
+        if (el.get("Ccy") or currency).upper() == currency:
+            return el
+    return candidates[0] if candidates else None
+
+
+def _remittance(tx, p: _Paths) -> tuple[str, str]:
+    """The remittance text and the structured reference of a transaction."""
+    ustrd = " ".join((u.text or "").strip() for u in tx.iterfind(p("RmtInf/Ustrd")))
+    # Structured remittance: the creditor reference (RF…, Swiss QR), else the invoice numbers
+    # it lists (RfrdDocInf/Nb) and its free additional text.
+    documents = [(d.text or "").strip() for d in tx.iterfind(p("RmtInf/Strd/RfrdDocInf/Nb"))]
+    strd_text = [(a.text or "").strip() for a in tx.iterfind(p("RmtInf/Strd/AddtlRmtInf"))]
+    strd_text = [t for t in strd_text if not TECHNICAL_REMITTANCE.match(t)]
+    text = " ".join(x for x in (ustrd, *documents, *strd_text) if x)
+    structured = _text(tx, p("RmtInf/Strd/CdtrRefInf/Ref")) or (documents[0] if documents else "")
+    if NUMERIC_REFERENCE.fullmatch(structured.upper()) and any(c.isdigit() for c in structured):
+        # RF and QR references printed in groups of four or five
+        structured = structured.replace(" ", "")
+    return text, structured
 
 
 def _is_return_code(code: str) -> bool:
@@ -264,33 +440,34 @@ def _account(tx, p: _Paths, role: str) -> str:
 
 
 def _detail(tx, p: _Paths, base: Entry, number: int, position: int, batch_ref: str, *, single: bool) -> Entry:
-    amount_el = tx.find(p("Amt"))
-    if amount_el is None:
-        amount_el = tx.find(p("AmtDtls/TxAmt/Amt"))
-    if amount_el is None:
-        amount_el = tx.find(p("AmtDtls/InstdAmt/Amt"))
-    if amount_el is None and single:
-        amount, currency = base.amount, base.currency
+    amount_el = _amount_element(tx, p, base.currency)
+    extra = {}
+    if single:
+        # The entry's amount is what was booked on the account; the transaction's may be
+        # the payer's (another currency, or before charges).
+        amount, currency, direction = base.amount, base.currency, base.direction
+        if amount_el is not None and (amount_el.get("Ccy") or currency).upper() != currency:
+            extra["original_amount"] = _decimal(amount_el.text, entry=number)
+            extra["original_currency"] = (amount_el.get("Ccy") or "").upper()
     elif amount_el is None:
         raise StatementParseError(f"transaction {position + 1} of a batch entry has no amount", entry=number)
     else:
         amount = _decimal(amount_el.text, entry=number)
         currency = (amount_el.get("Ccy") or base.currency).upper()
-    direction = _text(tx, p("CdtDbtInd")) or base.direction
+        direction = _text(tx, p("CdtDbtInd")) or base.direction
+        if direction not in ("CRDT", "DBIT"):
+            raise StatementParseError(f"invalid credit/debit indicator {direction!r}", entry=number)
     code = _bank_code(tx, p) or base.bank_transaction_code
     reason = _text(tx, p("RtrInf/Rsn/Cd")) or _text(tx, p("RtrInf/Rsn/Prtry"))
-    ustrd = " ".join((u.text or "").strip() for u in tx.iterfind(p("RmtInf/Ustrd")))
-    # Structured remittance: the creditor reference (RF…), else the invoice numbers it lists
-    # (RfrdDocInf/Nb) and its free additional text.
-    documents = [(d.text or "").strip() for d in tx.iterfind(p("RmtInf/Strd/RfrdDocInf/Nb"))]
-    strd_text = [(a.text or "").strip() for a in tx.iterfind(p("RmtInf/Strd/AddtlRmtInf"))]
-    ustrd = " ".join(x for x in (ustrd, *documents, *strd_text) if x)
-    structured = _text(tx, p("RmtInf/Strd/CdtrRefInf/Ref")) or (documents[0] if documents else "")
+    ustrd, structured = _remittance(tx, p)
     additional = _text(tx, p("AddtlTxInf"))
-    if direction == "CRDT":
-        counterparty_name, counterparty_iban = _party_name(tx, p, "Dbtr"), _account(tx, p, "Dbtr")
-    else:
-        counterparty_name, counterparty_iban = _party_name(tx, p, "Cdtr"), _account(tx, p, "Cdtr")
+    role = "Dbtr" if direction == "CRDT" else "Cdtr"
+    counterparty_name, counterparty_iban = _party_name(tx, p, role), _account(tx, p, role)
+    ultimate = _party_name(tx, p, f"Ultmt{role}")
+    if ultimate:
+        # the party on whose behalf the payment was made (a parent company, a payment service)
+        extra["ultimate_debtor" if role == "Dbtr" else "ultimate_creditor"] = ultimate
+        counterparty_name = counterparty_name or ultimate
     credited = _text(tx, p("RltdPties/CdtrAcct/Id/IBAN")).replace(" ", "").upper() if direction == "CRDT" else ""
     if reason or base.is_reversal or _is_return_code(code):
         # In a return the parties are those of the original collection: the debtor is ours.
@@ -306,4 +483,5 @@ def _detail(tx, p: _Paths, base: Entry, number: int, position: int, batch_ref: s
         counterparty_name=counterparty_name, counterparty_iban=counterparty_iban, credited_iban=credited,
         remittance_info=" ".join(x for x in (ustrd, additional or base.remittance_info) if x)[:1000],
         structured_reference=structured[:64], batch_reference=batch_ref, position=position, booked=base.booked,
+        extra=extra,
     )

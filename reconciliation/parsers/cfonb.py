@@ -35,9 +35,22 @@ def looks_like(data: bytes) -> bool:
 def _records(data: bytes) -> list[tuple[int, str]]:
     # A DOS end-of-file mark (Ctrl-Z) still ends some bank files.
     text = data.decode("cp1252", errors="replace").replace("\x1a", "")
-    lines = [ln.rstrip("\r") for ln in text.split("\n")] if "\n" in text else \
-        [text[i:i + RECORD_LENGTH] for i in range(0, len(text), RECORD_LENGTH)]
-    return [(n, ln) for n, ln in enumerate(lines, start=1) if ln.strip()]
+    lines = [ln.rstrip("\r") for ln in text.split("\n")] if "\n" in text.rstrip("\r\n") else \
+        [text.rstrip("\r\n")[i:i + RECORD_LENGTH] for i in range(0, len(text.rstrip("\r\n")), RECORD_LENGTH)]
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if len(line) > RECORD_LENGTH and len(line.rstrip()) > RECORD_LENGTH and _glued(line):
+            # records glued together on one line (some exports put a newline only every N records)
+            records.extend((number, line[i:i + RECORD_LENGTH]) for i in range(0, len(line), RECORD_LENGTH))
+        elif line.strip():
+            # trailing spaces beyond column 120 are padding, not data
+            records.append((number, line[:RECORD_LENGTH] if not line[RECORD_LENGTH:].strip() else line))
+    return [(n, r) for n, r in records if r.strip()]
+
+
+def _glued(line: str) -> bool:
+    chunks = [line[i:i + RECORD_LENGTH] for i in range(0, len(line.rstrip()), RECORD_LENGTH)]
+    return all(c[:2] in RECORD_CODES for c in chunks)
 
 
 def _amount(field: str, decimals: int, line: int) -> Decimal:
@@ -97,7 +110,7 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
         decimals = int(decimals_field) if decimals_field.isdigit() else 2
         if code == "01":
             if entry is not None:
-                yield entry
+                yield _finish(entry)
                 entry = None
             index += 1
             iban, other = _account(bank, branch, account)
@@ -110,7 +123,7 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
             raise StatementParseError("movement before the opening balance record (01)", line=line)
         elif code == "04":
             if entry is not None:
-                yield entry
+                yield _finish(entry)
             number += 1
             signed = _amount(record[90:104], decimals, line)
             if signed == 0:
@@ -142,14 +155,14 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
             _complement(entry, record[45:48], record[48:118])
         elif code == "07":
             if entry is not None:
-                yield entry
+                yield _finish(entry)
                 entry = None
             header.closing_balance = _amount(record[90:104], decimals, line)
             header.to_date = _date(record[34:40], line)
             header.final = True
             yield header
     if entry is not None:
-        yield entry
+        yield _finish(entry)
     if header is not None and not header.final:
         raise StatementParseError("the file ends without a new balance record (07)")
 
@@ -158,33 +171,32 @@ IBAN_LIKE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
 REASON_CODE = re.compile(r"\b([A-Z]{2}\d{2})\b")
 
 
+# Sequence types that follow the mandate reference in a RUM record.
+SEQUENCE_TYPES = {"FRST", "RCUR", "OOFF", "FNAL"}
+
+
 def _complement(entry: Entry, qualifier: str, detail: str) -> None:
-    """One 05 record: its qualifier and its 70 characters (some are two fields of 35)."""
+    """One 05 record: its qualifier and its 70 characters (some are two fields of 35).
+    Names and identifiers are only collected here: which side is the counterparty depends on
+    the direction and on a return, known only once all the entry's records are read."""
     value = detail.strip()
     first, second = detail[:35].strip(), detail[35:].strip()
-    if qualifier == "NPY" and not entry.counterparty_name:
-        entry.counterparty_name = value[:140]
-    elif qualifier == "NBE" and entry.direction == "DBIT" and not entry.counterparty_name:
-        entry.counterparty_name = value[:140]
-    elif qualifier in ("NPO", "NBU"):
-        # the ultimate payer / beneficiary: the name to go by when the direct one is missing
-        entry.extra[qualifier] = value
-        ultimate_side = "CRDT" if qualifier == "NPO" else "DBIT"
-        if entry.direction == ultimate_side and not entry.counterparty_name:
-            entry.counterparty_name = value[:140]
-    elif qualifier in ("IPY", "IBE"):
-        # an identifier and its type; an IBAN only when it is one
-        entry.extra[qualifier] = value
-        compact = first.replace(" ", "").upper()
-        if IBAN_LIKE.fullmatch(compact) and not entry.counterparty_iban:
-            entry.counterparty_iban = compact[:64]
+    if qualifier in ("NPY", "NBE", "NPO", "NBU"):
+        # the first one of each kind counts: banks repeat them on continuation records
+        entry.extra.setdefault(qualifier, value[:140])
+    elif qualifier in ("IPY", "IBE", "IPO", "IBU"):
+        # an identifier (an IBAN, a SEPA creditor identifier, a customer number) and its type
+        entry.extra.setdefault(qualifier, value)
     elif qualifier == "RCN":
         # the payer's reference (end-to-end id) in 35 characters, then the purpose
         entry.end_to_end_id = clean_reference(first)
         if second:
             entry.extra["purpose"] = second
     elif qualifier == "RUM":
-        entry.mandate_reference = value[:64]
+        # the mandate reference, then (from 2009) the sequence type in the second half
+        entry.mandate_reference = first[:64] if second.upper() in SEQUENCE_TYPES or not second else value[:64]
+        if second.upper() in SEQUENCE_TYPES:
+            entry.extra["sequence_type"] = second.upper()
     elif qualifier in ("MOT", "RET"):
         # reason of a reject or return ("RET": unified code, SIT code, label)
         entry.extra[qualifier] = value
@@ -196,7 +208,41 @@ def _complement(entry: Entry, qualifier: str, detail: str) -> None:
     elif qualifier == "LCS":
         entry.structured_reference = entry.structured_reference or first[:64]
         entry.remittance_info = f"{entry.remittance_info} {value}".strip()[:1000]
-    elif qualifier in ("LCC", "LC2", "LIB", "REF"):
+    elif qualifier in ("LCC", "LC2", "LIB", "REF", "LCZ"):
         entry.remittance_info = f"{entry.remittance_info} {value}".strip()[:1000]
+    elif qualifier in ("MMO", "FEE"):
+        # amount in the original currency / fees: currency, number of decimals, 14 digits
+        entry.extra[qualifier] = value
+        currency, decimals, digits = detail[0:3], detail[3:4], detail[4:18].strip()
+        if currency.isalpha() and decimals.isdigit() and digits.isdigit():
+            key = "original" if qualifier == "MMO" else "fee"
+            entry.extra[f"{key}_currency"] = currency.upper()
+            entry.extra[f"{key}_amount"] = Decimal(int(digits)).scaleb(-int(decimals))
     else:
         entry.extra[qualifier] = value
+
+
+def _iban(identifier: str) -> str:
+    """The IBAN in an identifier field, if it holds one (it may be a creditor identifier)."""
+    compact = identifier[:35].replace(" ", "").upper()
+    if not IBAN_LIKE.fullmatch(compact):
+        return ""
+    try:
+        return IBAN(compact).compact
+    except SchwiftyException:
+        return ""
+
+
+def _finish(entry: Entry) -> Entry:
+    """The counterparty: the payer of a credit, the beneficiary of a debit; on a returned
+    direct debit (a debit) the payer, whose collection came back. The ultimate party
+    (NPO / NBU) only when the direct one is missing."""
+    names = entry.extra
+    payer_side = entry.direction == "CRDT" or entry.is_reversal
+    if payer_side:
+        entry.counterparty_name = names.get("NPY") or names.get("NPO") or ""
+        entry.counterparty_iban = _iban(names.get("IPY", "")) or _iban(names.get("IPO", ""))
+    else:
+        entry.counterparty_name = names.get("NBE") or names.get("NBU") or ""
+        entry.counterparty_iban = _iban(names.get("IBE", "")) or _iban(names.get("IBU", ""))
+    return entry

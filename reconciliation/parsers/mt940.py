@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import IO
 
 import mt940
+import mt940.tags
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 from mt940.models import Transactions
@@ -71,6 +72,13 @@ def _parse_slash_details(text: str) -> dict[str, str]:
 
 
 SWIFT_LINE = 65  # :86: is up to 6 lines of 65 characters
+FIRST_LINE = SWIFT_LINE - len(":86:")  # the tag takes 4 of the first line's 65
+
+
+def _is_cut(line: str, first: bool) -> bool:
+    # A first line of exactly 61 characters is full in SWIFT-conformant files (ING, ABN AMRO);
+    # some exports put 65 characters after the tag, where 62 to 64 mean the line ended early.
+    return len(line) >= SWIFT_LINE or (first and len(line) == FIRST_LINE)
 
 
 def unwrap(text: str) -> str:
@@ -78,8 +86,8 @@ def unwrap(text: str) -> str:
     a word or a key (ING: "/ERE" + "F/…"): it is joined as is; a shorter one ended on purpose."""
     lines = [line.rstrip("\r") for line in text.split("\n")]
     joined = lines[0]
-    for previous, line in zip(lines, lines[1:]):
-        joined = joined + line if len(previous) >= SWIFT_LINE else f"{joined.rstrip()} {line.lstrip()}"
+    for index, (previous, line) in enumerate(zip(lines, lines[1:])):
+        joined = joined + line if _is_cut(previous, index == 0) else f"{joined.rstrip()} {line.lstrip()}"
     return joined.strip()
 
 
@@ -102,6 +110,83 @@ def _drop_statement_information(text: str) -> str:
         if not skipping:
             kept.append(line)
     return "\n".join(kept)
+
+
+BALANCE_RE = re.compile(r"^:6[0245][FM]?:[CD]\d{6}([A-Z]{3})?(?=[\d,])")
+CLOSING_TAG_RE = re.compile(r"^:62[FM]?:")
+
+
+def _check_lines(text: str) -> str:
+    """Line by line, before mt-940 sees the text, so that errors can name the file's line:
+    a balance without its currency (":62M:C020315105000,00", from the DFÜ examples) gets the
+    statement's currency, instead of "105" and 0,00; a :61: outside a statement (after a
+    closing balance, with no new :20:) is a truncated or pasted-together file."""
+    lines = text.split("\n")
+    currency = ""
+    in_statement = False
+    for number, line in enumerate(lines, start=1):
+        if line.startswith(":20:"):
+            in_statement = True
+        elif line.startswith(":61:") and not in_statement:
+            raise StatementParseError("transaction (:61:) outside a statement: no :20: since the last "
+                                      "closing balance", line=number)
+        elif found := BALANCE_RE.match(line):
+            if found[1]:
+                currency = found[1]
+            elif currency:
+                lines[number - 1] = f"{line[:found.end()]}{currency}{line[found.end():]}"
+            else:
+                raise StatementParseError("balance without a currency", line=number)
+            if CLOSING_TAG_RE.match(line):
+                in_statement = False
+    return "\n".join(lines)
+
+
+def _error_line(text: str, value: object) -> int | None:
+    """The line of the file where the value mt-940 could not read starts."""
+    first = str(value).strip().split("\n")[0]
+    for number, line in enumerate(text.split("\n"), start=1):
+        if first and first in line:
+            return number
+    return None
+
+
+class _Statement(mt940.tags.Statement):
+    """:61: as banks write it, beyond mt-940's pattern: ASN puts the 18-character counter-IBAN
+    in the 16-character reference, then the name on the next line ("NOVBNL47INGB…\\nname");
+    Deutsche Bank and Commerzbank put a space between amount and type ("D12,35 NRTI").
+    mt-940 finds a tag's processors (30 February value dates…) by its class name: keep it."""
+
+    pattern = r"""^
+    (?P<year>\d{2})(?P<month>\d{2})(?P<day>\d{2})
+    (?P<entry_month>\d{2}|\s{2})?
+    (?P<entry_day>\d{2}|\s{2})?
+    (?P<status>R?[DC])
+    (?P<funds_code>[A-Z])?
+    [\n ]?
+    (?P<amount>[\d,]{1,15})
+    \ ?
+    (?P<id>[A-Z][A-Z0-9 ]{3})?
+    (?P<customer_reference>((?!//)[^\n]){0,16}|((?!//)[^\n]){17,34}(?=\n|$))
+    (//(?P<bank_reference>.{0,23}))?
+    (\n?(?P<extra_details>.*))?
+    $"""
+
+    def __call__(self, transactions, value):
+        data = super().__call__(transactions, value)
+        # mt-940 starts a new transaction only when the previous one has a type: without it
+        # (Zenith Bank writes none) every :61: would be merged into the first.
+        data["id"] = data.get("id") or " "
+        return data
+
+
+class _StatementNumber(mt940.tags.StatementNumber):
+    """Zenith Bank leaves the statement number blank: ":28C: /1"."""
+
+    pattern = r"""\ *(?P<statement_number>\d{0,5})(?:/?(?P<sequence_number>\d{1,5}))?$"""
+
+
+TAGS = {61: _Statement(), 28: _StatementNumber()}
 
 
 def _to_date(value) -> dt.date | None:
@@ -136,16 +221,24 @@ def _account(identification: str) -> tuple[str, str]:
 
 
 def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
-    text = _decode(stream.read())
+    text = _decode(stream.read()).replace("\r\n", "\n")
     if not looks_like(text):
         raise StatementParseError("not an MT940 statement (no :20:, :25: and :60F: tags)")
+    original = text
+    text = _check_lines(text)
     # Drop SWIFT envelope blocks ({1:…}{2:…}{3:…}{4: … -}{5:…}) that some banks leave around the text.
     # Blocks may nest one level ({3:{108:REF}}); the trailer {5:{CHK:…}} may follow "-}".
     text = re.sub(r"\{[1-35]:(?:[^{}]|\{[^{}]*\})*\}|\{4:|^-\}", "", text, flags=re.M)
-    text = _drop_statement_information(text.replace("\r\n", "\n"))
+    text = _drop_statement_information(text)
     try:
-        statements = mt940.parse_statements(text, options=mt940.Options.all())
-    except Exception as exc:  # mt-940 raises plain exceptions on broken tags
+        statements = mt940.parse_statements(text, tags=TAGS, options=mt940.Options.all())
+    except RuntimeError as exc:  # mt-940's "Unable to parse <tag> from <value>"
+        if len(exc.args) == 3 and isinstance(exc.args[1], mt940.tags.Tag):
+            tag, value = exc.args[1], str(exc.args[2])
+            raise StatementParseError(f"malformed MT940: cannot read :{tag.id}: {(value.splitlines() or [''])[0]!r}",
+                                      line=_error_line(original, value)) from None
+        raise StatementParseError(f"malformed MT940: {exc}") from None
+    except Exception as exc:  # mt-940 raises plain exceptions on impossible dates and such
         raise StatementParseError(f"malformed MT940: {exc}") from None
     number = 0
     for index, statement in enumerate(statements):
@@ -187,18 +280,30 @@ def _header(statement: Transactions, index: int) -> StatementHeader:
     )
 
 
+def _iban_or_empty(value: str | None) -> str:
+    compact = (value or "").replace(" ", "").upper()
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{10,30}", compact):
+        return ""
+    try:
+        return IBAN(compact).compact
+    except SchwiftyException:
+        return ""
+
+
 def _entry(data: dict, header: StatementHeader, number: int) -> Entry:
     amount_obj = data.get("amount")
     if amount_obj is None or data.get("date") is None:
         raise StatementParseError("transaction without amount or date (:61:)", entry=number)
     signed = Decimal(str(amount_obj.amount))
-    status = str(data.get("status") or "")
-    direction = "DBIT" if status.endswith("D") else "CRDT"
+    status = str(data.get("status") or "").upper()
+    # RC is the reversal of a credit, so a debit; RD the reversal of a debit, so a credit.
+    direction = "DBIT" if status in ("D", "RC") else "CRDT"
     value_date = _to_date(data.get("date"))
     booking_date = _to_date(data.get("entry_date")) or value_date
     details_raw = unwrap(str(data.get("transaction_details") or ""))
     tx_type = str(data.get("id") or "").strip()
-    customer_ref = clean_reference(data.get("customer_reference"))
+    # "KREF+" in :61: says the reference is in :86:'s KREF, which mt-940 appends on a new line.
+    customer_ref = clean_reference(str(data.get("customer_reference") or "").split("\n")[-1])
     bank_ref = clean_reference(data.get("bank_reference"))
     entry = Entry(
         booking_date=booking_date, value_date=value_date, amount=abs(signed), direction=direction,
@@ -211,7 +316,7 @@ def _entry(data: dict, header: StatementHeader, number: int) -> Entry:
         gvc = str(data.get("transaction_code") or "")
         entry.bank_transaction_code = gvc or tx_type
         entry.end_to_end_id = clean_reference(data.get("end_to_end_reference"))
-        entry.mandate_reference = (data.get("additional_position_reference") or "")[:64]
+        entry.mandate_reference = (data.get("additional_position_reference") or "").strip()[:64]
         entry.counterparty_name = (data.get("applicant_name") or "")[:140]
         entry.counterparty_iban = (data.get("applicant_iban") or data.get("gvc_applicant_iban") or "")[:64]
         entry.remittance_info = (data.get("purpose") or "")[:1000]
@@ -226,8 +331,17 @@ def _entry(data: dict, header: StatementHeader, number: int) -> Entry:
             if fields.get("RTRN"):
                 entry.is_reversal = True
                 entry.reason_code = fields["RTRN"].split("/")[0].strip()[:8]
+        elif not details_raw and data.get("non_swift_text"):
+            # DFÜ's :NS: after :61: (Hungarian and old German exports): 01-14 purpose, 15-16 name.
+            entry.remittance_info = " ".join(
+                data[key].strip() for n in range(1, 15) if data.get(key := f"non_swift_{n:02d}"))[:1000]
+            entry.counterparty_name = "".join(data.get(f"non_swift_{n}") or "" for n in (15, 16)).strip()[:140]
         else:
             entry.remittance_info = details_raw[:1000]
+    if not entry.counterparty_iban:
+        # Rabobank writes the counter-IBAN on the :61:'s second line, ASN in its reference field.
+        entry.counterparty_iban = _iban_or_empty(data.get("extra_details")) or _iban_or_empty(
+            data.get("customer_reference"))
     if entry.is_reversal and not entry.reason_code:
         found = ISO_REASON_RE.search(f"{details_raw} {entry.remittance_info} {data.get('posting_text') or ''}")
         entry.reason_code = found.group(1) if found else ""
