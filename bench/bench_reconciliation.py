@@ -4,7 +4,9 @@ versus parsing the same file alone.
 
 Set-up inserts customers and invoices with PostgreSQL COPY. The file mixes what a bank sends:
 70 % transfers quoting an invoice number (some with spaces or lower case), 10 % to a virtual
-IBAN, 10 % with only the payer's name and the amount (suggestions), 10 % unknown.
+IBAN, 10 % with only the payer's name and the amount (suggestions), 10 % unknown. Each
+transfer carries the payer's account, as real ones do (one account per customer, so a
+customer who paid earlier in the file is a known payer: suggestions by account).
 ratio = end-to-end time / parse-only time (goal: at most 3). Peak memory is the process's
 maximum resident set size, and the file size is printed next to it: streaming keeps the
 former well below the latter.
@@ -56,8 +58,15 @@ def _copy_invoices(creditor_id: int, customers: int, invoices: int) -> tuple[lis
     return [first_customer + i for i in range(customers)], amounts
 
 
+def _payer_iban(number: int, bank: str = "20041") -> str:
+    from schwifty import IBAN as Iban
+
+    return Iban.generate("FR", bank_code=bank, branch_code="01005", account_code=f"{number:011d}").compact
+
+
 def _write_camt(path, stamp: str, entries: int, invoices: int, amounts: dict, customer_ids: list[int], vibans: list[str]) -> None:
     rng = random.Random(11)
+    payer_ibans: dict[int, str] = {}
     with open(path, "w", encoding="utf-8") as out:
         out.write(f'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="urn:iso:std:iso:20022:tech:xsd:'
                   'camt.053.001.08"><BkToCstmrStmt><GrpHdr><MsgId>BENCH-{stamp}</MsgId><CreDtTm>2024-03-04T06:00:00+01:00'
@@ -74,6 +83,10 @@ def _write_camt(path, stamp: str, entries: int, invoices: int, amounts: dict, cu
                     used.add(i)
                     break
             amount = amounts[i]
+            customer = i % len(customer_ids)
+            if customer not in payer_ibans:
+                payer_ibans[customer] = _payer_iban(customer)
+            payer = payer_ibans[customer]
             if kind < 0.6:
                 text = f"Facture BINV-{i:08d}"
             elif kind < 0.7:
@@ -87,10 +100,12 @@ def _write_camt(path, stamp: str, entries: int, invoices: int, amounts: dict, cu
             else:
                 text = "merci"
                 amount = Decimal(rng.randint(100, 99999)).scaleb(-2)
+                payer = _payer_iban(n, bank="30002")
             out.write(f'<Ntry><Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>'
                       f'<BookgDt><Dt>2024-03-04</Dt></BookgDt><ValDt><Dt>2024-03-04</Dt></ValDt>'
                       f'<AcctSvcrRef>B{stamp}{n:09d}</AcctSvcrRef><NtryDtls><TxDtls><Refs><EndToEndId>NOTPROVIDED</EndToEndId>'
-                      f'</Refs><RltdPties><Dbtr><Pty><Nm>{name}</Nm></Pty></Dbtr>{credited}</RltdPties>'
+                      f'</Refs><RltdPties><Dbtr><Pty><Nm>{name}</Nm></Pty></Dbtr><DbtrAcct><Id><IBAN>{payer}</IBAN></Id>'
+                      f'</DbtrAcct>{credited}</RltdPties>'
                       f'<RmtInf><Ustrd>{text}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>\n')
         out.write("</Stmt></BkToCstmrStmt></Document>\n")
 

@@ -25,7 +25,7 @@ from rapidfuzz.utils import default_process
 
 from collections_app.bulk import update_from_values
 from collections_app.errors import DomainError
-from collections_app.models import Invoice, Payment, PaymentMethod, PaymentRequest, Refund
+from collections_app.models import Invoice, Mandate, Payment, PaymentMethod, PaymentRequest, Refund
 from collections_app.services import payment_record_failure, payment_reverse, refund_record_success
 from collections_app.virtual_ibans.models import VirtualIBAN
 from notifications.services import events_emit_bulk
@@ -305,7 +305,9 @@ def _name(row: dict) -> str:
 
 
 def _rule_amount_name(pending: list[BankTransaction], found: dict[int, _Candidate], rule: MatchingRule) -> None:
-    """Suggestions only: the same amount, a similar debtor name, a due date not too far."""
+    """Suggestions only: the same amount, a similar debtor name, a due date not too far; and
+    the open invoices of the customer who paid from that account before."""
+    _known_payer(pending, found)
     txs = [tx for tx in pending if tx.counterparty_name]
     if not txs:
         return
@@ -318,8 +320,59 @@ def _rule_amount_name(pending: list[BankTransaction], found: dict[int, _Candidat
                 continue
             score = int(fuzz.token_set_ratio(payer, default_process(_name(row))))
             if score >= rule.min_score:
-                found[tx.pk].suggestions.setdefault(
-                    row["pk"], (score, f"amount {tx.amount} and name {_name(row)} ({score}%)", row["customer_id"], True))
+                _suggest(found[tx.pk], row["pk"],
+                         (score, f"amount {tx.amount} and name {_name(row)} ({score}%)", row["customer_id"], True))
+
+
+KNOWN_PAYER_OLDEST = 3
+
+
+def _suggest(candidate: _Candidate, invoice_id: int, value: tuple[int, str, int, bool]) -> None:
+    if invoice_id not in candidate.suggestions or candidate.suggestions[invoice_id][0] < value[0]:
+        candidate.suggestions[invoice_id] = value
+
+
+def _known_payer(pending: list[BankTransaction], found: dict[int, _Candidate]) -> None:
+    """The payer's account is one a customer paid from before (a transfer matched to them) or
+    signed a mandate on: their invoice of exactly that amount is a strong suggestion, else their
+    oldest open invoices are. Only suggestions: an account can be shared (a group's treasury, a
+    parent paying for a child), and someone may pay another's debt."""
+    txs = [tx for tx in pending if tx.counterparty_iban]
+    if not txs:
+        return
+    ibans = {tx.counterparty_iban for tx in txs}
+    owners: dict[str, set[tuple[int, int]]] = defaultdict(set)  # iban -> {(creditor, customer)}
+    for iban, creditor_id, customer_id in Mandate.objects.filter(iban__in=ibans).values_list(
+            "iban", "creditor_id", "customer_id"):
+        owners[iban].add((creditor_id, customer_id))
+    for iban, creditor_id, customer_id in (
+            BankTransaction.objects.filter(counterparty_iban__in=ibans, customer__isnull=False,
+                                           status=BankTransaction.Status.MATCHED)
+            .values_list("counterparty_iban", "customer__creditor_id", "customer_id").distinct()):
+        owners[iban].add((creditor_id, customer_id))
+    if not owners:
+        return
+    customers = {customer for pairs in owners.values() for _creditor, customer in pairs}
+    invoices: dict[int, list[dict]] = defaultdict(list)
+    for row in (Invoice.objects.filter(customer_id__in=customers, status__in=OPEN)
+                .annotate(due=F("amount_total") - F("amount_paid") - F("amount_written_off"))
+                .order_by("due_date", "pk")
+                .values("pk", "customer_id", "external_ref", "due", "currency", "customer__name")):
+        invoices[row["customer_id"]].append(row)
+    for tx in txs:
+        for creditor_id, customer_id in owners.get(tx.counterparty_iban, ()):
+            if tx.creditor_id not in (None, creditor_id):
+                continue
+            rows = [r for r in invoices.get(customer_id, ()) if r["currency"] == tx.currency]
+            exact = [r for r in rows if r["due"] == tx.amount]
+            account = f"…{tx.counterparty_iban[-4:]}"
+            for row in exact:
+                _suggest(found[tx.pk], row["pk"], (
+                    95, f"amount {tx.amount} from account {account} of {row['customer__name']}", customer_id, True))
+            if not exact:
+                for row in rows[:KNOWN_PAYER_OLDEST]:
+                    _suggest(found[tx.pk], row["pk"], (
+                        50, f"account {account} of {row['customer__name']}, oldest open invoice", customer_id, False))
 
 
 # --------------------------------------------------------------------------- outcomes

@@ -165,7 +165,11 @@ class BankTransaction(models.Model):
         verbose_name = _("bank transaction")
         verbose_name_plural = _("bank transactions")
         constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="bank_transaction_amount_gt_0")]
-        indexes = [models.Index(fields=["status", "direction"], name="bank_tx_status_dir_idx")]
+        indexes = [models.Index(fields=["status", "direction"], name="bank_tx_status_dir_idx"),
+                   # The accounts customers paid from (suggestions by payer's account); only
+                   # matched rows, so storing a statement does not maintain it.
+                   models.Index(fields=["counterparty_iban"], condition=Q(customer__isnull=False),
+                                name="bank_tx_known_payer_idx")]
 
     def __str__(self) -> str:
         sign = "+" if self.direction == self.Direction.CREDIT else "-"

@@ -12,6 +12,7 @@ def camt053(account_iban: str, entries: list[dict], *, version: str = "02", day:
         rows.append(f"""<Ntry><Amt Ccy="EUR">{e['amount']}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>
 <BookgDt><Dt>{day}</Dt></BookgDt><AcctSvcrRef>{escape(e['ref'])}</AcctSvcrRef>
 <NtryDtls><TxDtls>{f"<Refs><EndToEndId>{escape(e['e2e'])}</EndToEndId></Refs>" if e.get('e2e') else ''}<RltdPties><Dbtr><Nm>{escape(e.get('name', ''))}</Nm></Dbtr>
+{f"<DbtrAcct><Id><IBAN>{e['payer_iban']}</IBAN></Id></DbtrAcct>" if e.get('payer_iban') else ''}
 {f"<CdtrAcct><Id><IBAN>{e['credited']}</IBAN></Id></CdtrAcct>" if e.get('credited') else ''}</RltdPties>
 <RmtInf><Ustrd>{escape(e.get('text', ''))}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>""")
     return f"""<?xml version="1.0" encoding="UTF-8"?>

@@ -156,3 +156,34 @@ def test_unmatching_a_transfer_takes_its_write_off_back(world):
     assert (world.curie_2.amount_paid, world.curie_2.amount_written_off) == (Decimal("0.00"), Decimal("0.00"))
     event = Event.objects.get(type="invoice.write_off_reversed")
     assert event.payload["written_off_amount"] == "0.50" and event.payload["previous_status"] == "written_off"
+
+
+def test_a_payer_account_known_from_a_mandate_or_an_earlier_transfer_is_suggested_never_matched(world):
+    from collections_app import services
+
+    # given Curie signed a mandate on one account, and Martin paid from another before
+    mandate_iban, martin_iban = "FR7630006000011234567890189", "DE89370400440532013000"
+    services.mandate_create(creditor=world.acme, customer=world.curie, holder_name="Marie Curie",
+                            iban=mandate_iban)
+    statement_import(source=camt053(world.account.iban, [
+        {"amount": "50.00", "ref": "K-1", "text": "INV-2024-0003", "name": "P Martin", "payer_iban": martin_iban}]))
+    assert BankTransaction.objects.get(bank_reference="K-1").status == BankTransaction.Status.MATCHED
+    # when transfers without any reference come from those accounts, under other names
+    statement_import(source=camt053(world.account.iban, [
+        {"amount": "80.00", "ref": "K-2", "text": "virement", "name": "SCI DES LILAS", "payer_iban": mandate_iban},
+        {"amount": "33.00", "ref": "K-3", "text": "acompte", "name": "M. ET MME MARTIN", "payer_iban": martin_iban},
+        {"amount": "80.00", "ref": "K-4", "text": "virement", "name": "Inconnu", "payer_iban": "FR1420041010050500013M02606"},
+    ], day="2024-03-05"))
+    # then they wait in the review queue, with the known customer's invoices suggested
+    by_ref = {tx.bank_reference: tx for tx in BankTransaction.objects.filter(bank_reference__in=["K-2", "K-3", "K-4"])}
+    assert {tx.status for tx in by_ref.values()} == {BankTransaction.Status.UNMATCHED}
+    exact = list(by_ref["K-2"].suggestions.values_list("invoice_id", "score"))
+    assert exact == [(world.curie_2.pk, 95)]
+    assert "…0189" in by_ref["K-2"].suggestions.get().reason
+    oldest = list(by_ref["K-3"].suggestions.values_list("invoice_id", "score"))
+    assert oldest == [(world.martin_inv.pk, 50)]
+    assert not by_ref["K-4"].suggestions.exists()
+    # and matching again changes nothing
+    before = sorted(Suggestion.objects.values_list("transaction_id", "invoice_id", "score"))
+    transactions_match(transaction_ids=[tx.pk for tx in by_ref.values()])
+    assert sorted(Suggestion.objects.values_list("transaction_id", "invoice_id", "score")) == before
