@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +170,9 @@ def _xlsx_cell(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.date() if value.time() == dt.time(0) else value
     if isinstance(value, float):
-        # repr() gives the shortest string that round-trips: 1234.56, never 1234.5599999
-        return repr(value)
+        # repr() gives the shortest string that round-trips: 1234.56, never 1234.5599999. A
+        # Decimal, not a string: a number has no decimal separator for the mapping's to apply to.
+        return Decimal(repr(value))
     return value
 
 

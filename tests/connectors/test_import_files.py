@@ -10,7 +10,7 @@ import pytest
 from django.core.files import File
 
 from collections_app.models import Customer, Invoice, PaymentRequest
-from connectors.models import ImportJob
+from connectors.models import ColumnMapping, ImportJob
 from connectors.services import import_job_create, import_job_run
 from notifications.models import Event, EventSubject
 
@@ -82,6 +82,20 @@ def test_xlsx(creditor, engine):
     x100 = Invoice.objects.get(creditor=creditor, external_ref="X-100")
     assert (x100.amount_total, x100.due_date) == (Decimal("480.50"), dt.date(2026, 3, 31))
     assert Invoice.objects.get(creditor=creditor, external_ref="101").amount_total == Decimal("75.00")
+    assert Invoice.objects.get(creditor=creditor, external_ref="X-102").amount_total == Decimal("1020.30")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_xlsx_numbers_do_not_follow_the_mappings_decimal_comma(creditor, engine):
+    # given the mapping of an ERP whose CSV files write "1 234,56", and a workbook of the same
+    # ERP whose amounts are numbers: a number has no decimal separator to follow
+    mapping = ColumnMapping.objects.create(name="fr-erp", creditor=creditor, decimal_separator=",",
+                                           date_format="%d/%m/%Y")
+    job = run_file(creditor, "excel_export.xlsx", engine=engine, mapping=mapping)
+    # then
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert Invoice.objects.get(creditor=creditor, external_ref="X-100").amount_total == Decimal("480.50")
     assert Invoice.objects.get(creditor=creditor, external_ref="X-102").amount_total == Decimal("1020.30")
 
 
