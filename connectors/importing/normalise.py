@@ -119,7 +119,15 @@ def parse_date(value: Any, date_format: str = "") -> dt.date:
     text = str(value).strip()
     try:
         if date_format:
-            return dt.datetime.strptime(text, date_format).date()
+            try:
+                return dt.datetime.strptime(text, date_format).date()
+            except ValueError:
+                # ISO dates cannot be misread, whatever the mapping's format ("2026-03-31" in
+                # a file whose mapping says dd/mm/yyyy: the ERP changed its export).
+                match = _ISO_DATE.fullmatch(text)
+                if match:
+                    return dt.date(int(match[1]), int(match[2]), int(match[3]))
+                raise
         match = _ISO_DATE.fullmatch(text)
         if match:
             return dt.date(int(match[1]), int(match[2]), int(match[3]))

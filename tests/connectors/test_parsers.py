@@ -46,6 +46,7 @@ def test_dates_french_and_iso(day):
     assert parse_date(day.isoformat()) == day
     assert parse_date(day.strftime("%d.%m.%Y")) == day
     assert parse_date(day.strftime("%m-%d-%Y"), "%m-%d-%Y") == day
+    assert parse_date(day.isoformat(), "%m-%d-%Y") == day  # ISO cannot be misread
     assert parse_date(day.strftime("%d/%m/%Y 00:00:00")) == day
     assert parse_date(day.strftime("%d/%m/%Y 00:00")) == day
 
