@@ -147,6 +147,10 @@ def parse_date(value: Any, date_format: str = "") -> dt.date:
             return dt.date(int(match[6]), _month(match[4]), int(match[5]))
     except ValueError:
         pass
+    if not date_format and (match := _DMY_DATE.fullmatch(text)) and int(match[2]) > 12 >= int(match[1]):
+        # 12/31/2026: an export writing the month first, which no file can be guessed to do.
+        raise CellError(_("“%(value)s” is not a valid date (expected dd/mm/yyyy): if this file writes the month "
+                          "first, give the date format %%m/%%d/%%Y in a column mapping.") % {"value": value})
     raise CellError(_("“%(value)s” is not a valid date (expected %(format)s).")
                     % {"value": value, "format": date_format or "dd/mm/yyyy, yyyy-mm-dd"})
 

@@ -67,6 +67,12 @@ def test_french_month_names(text, day):
     assert parse_date(text) == day
 
 
+def test_a_month_first_date_says_how_to_read_the_file(settings):
+    settings.LANGUAGE_CODE = "en"
+    with pytest.raises(CellError, match="give the date format %m/%d/%Y in a column mapping"):
+        parse_date("12/31/2026")
+
+
 @pytest.mark.parametrize("text", ["31/02/2026", "2026-13-01", "12/31/2026", "demain", "", "31 foo 2026", "46349",
                                   "20261332"])
 def test_bad_dates(text):
