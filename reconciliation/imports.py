@@ -287,11 +287,15 @@ def bank_account_resolve(*, header: StatementHeader) -> BankAccount:
     return account
 
 
-def natural_key(account: BankAccount, entry: Entry, occurrence: int) -> str:
+def natural_key(account: BankAccount, entry: Entry, occurrence: int, *, fmt: str = "") -> str:
     """Account, booking date, bank references and amount. Without any bank reference the
-    counterparty, the text and the occurrence of identical movements that day tell them apart."""
+    counterparty, the text and the occurrence of identical movements that day tell them apart.
+    In ISO 20022 files the entry's own reference (NtryRef) counts only without the bank's
+    (AcctSvcrRef): many banks number entries within a statement, so an intraday statement, the
+    day's statement and a camt.054 notice of the same movement number it differently."""
+    entry_reference = "" if fmt.startswith("camt") and entry.bank_reference else entry.entry_reference
     parts = [account.account_id, entry.booking_date.isoformat(), entry.direction, str(round_money(entry.amount)),
-             entry.currency, entry.bank_reference, entry.entry_reference, entry.end_to_end_id, entry.transaction_id,
+             entry.currency, entry.bank_reference, entry_reference, entry.end_to_end_id, entry.transaction_id,
              entry.batch_reference, str(entry.position)]
     if not (entry.bank_reference or entry.end_to_end_id or entry.transaction_id):
         parts += [entry.counterparty_name, entry.counterparty_iban, entry.remittance_info, str(occurrence)]
@@ -331,6 +335,7 @@ class _StatementWriter:
     def __init__(self, *, header: StatementHeader, fmt: str, filename: str, sha: str, origin: str, user: Any):
         self.account = bank_account_resolve(header=header)
         self.header = header
+        self.fmt = fmt
         self.statement = BankStatement.objects.create(
             bank_account=self.account, format=fmt, version=header.version, source=origin, filename=filename[:255],
             file_sha256=sha, index_in_file=header.index, statement_id=header.statement_id,
@@ -371,7 +376,7 @@ class _StatementWriter:
             credited = self.header.account_iban or self.account.iban
         self.pending.append((
             self.statement.pk, self.account.pk, self.account.creditor_id,
-            natural_key(self.account, entry, self.occurrences[base]),
+            natural_key(self.account, entry, self.occurrences[base], fmt=self.fmt),
             entry.booking_date, entry.value_date, entry.direction, round_money(entry.amount, currency), currency,
             entry.is_reversal, entry.reason_code[:8], entry.bank_reference[:64], entry.entry_reference[:64],
             entry.end_to_end_id[:64], entry.transaction_id[:64], entry.mandate_reference[:64],

@@ -135,7 +135,8 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def test_a_zip_of_statements_is_imported_whole_and_once(world, api):
+def test_a_zip_of_statements_is_imported_whole_and_once(world, api, settings):
+    settings.LANGUAGE_CODE = "en"
     # given an EBICS-style download: two statements, a PDF copy and what macOS adds
     archive = _zip({"C53/2026-03-04_camt053.xml": sample("camt053_v02_bnp.xml"),
                     "C53/2026-03-04_lcl.txt": sample("cfonb120_lcl.txt"),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -85,6 +86,12 @@ def test_same_file_twice_and_overlapping_statement_create_no_duplicates(world):
     result = statement_import(source=overlapping)
     assert not result.already_imported
     assert result.created == 0 and result.duplicates == 8
+    assert BankTransaction.objects.count() == 8
+    # the day's statement after an intraday one, numbering the same entries differently
+    renumbered = re.sub(rb"<NtryRef>(\w+)</NtryRef>", lambda m: b"<NtryRef>EOD-" + m[1][::-1] + b"0</NtryRef>",
+                        overlapping.replace(b"STMT-2024-03-04-RESENT", b"STMT-2024-03-04-EOD"))
+    assert renumbered.count(b"<NtryRef>EOD-") == 6
+    assert statement_import(source=renumbered).created == 0
     assert BankTransaction.objects.count() == 8
     assert Payment.objects.count() == payments
     assert Event.objects.exclude(type="bank_statement.imported").count() == events
