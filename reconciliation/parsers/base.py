@@ -7,8 +7,12 @@ with a direction; dates are the bank's business dates.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+
+from schwifty import IBAN
+from schwifty.exceptions import SchwiftyException
 
 
 class StatementParseError(ValueError):
@@ -84,3 +88,18 @@ def clean_reference(value: str | None) -> str:
     a placeholder is no reference, or identical movements would be taken for one."""
     value = (value or "").strip()
     return "" if value.upper() in EMPTY_REFERENCES or not value.strip("0") else value[:64]
+
+
+IBAN_LIKE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
+
+
+def iban_or_empty(value: str | None) -> str:
+    """The IBAN a field holds, compact, when it holds a valid one (fields that may carry an IBAN
+    also carry account numbers, creditor identifiers or names)."""
+    compact = (value or "").replace(" ", "").upper()
+    if not IBAN_LIKE.fullmatch(compact):
+        return ""
+    try:
+        return IBAN(compact).compact
+    except SchwiftyException:
+        return ""

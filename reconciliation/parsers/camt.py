@@ -19,10 +19,9 @@ from typing import IO
 
 from lxml import etree
 
-from schwifty import IBAN
-from schwifty.exceptions import SchwiftyException
-
-from reconciliation.parsers.base import Entry, StatementHeader, StatementParseError, UnsupportedFormat, clean_reference
+from reconciliation.parsers.base import (
+    Entry, StatementHeader, StatementParseError, UnsupportedFormat, clean_reference, iban_or_empty,
+)
 
 NAMESPACE_RE = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:(camt\.05[34])\.001\.(\d\d)")
 SUPPORTED_VERSIONS = {f"{v:02d}" for v in range(2, 14)}
@@ -34,7 +33,6 @@ CHUNK = 64 * 1024
 XML_DECLARATION = b"<?xml"
 # Swiss banks put QR-bill processing codes in AddtlRmtInf: not the payer's words.
 TECHNICAL_REMITTANCE = re.compile(r"^\?(REJECT|ERROR)\?")
-IBAN_LIKE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
 NUMERIC_REFERENCE = re.compile(r"(RF\d\d)?[\dA-Z ]+")
 
 
@@ -293,7 +291,7 @@ def _header(stmt, p: _Paths, message: str, version: str, index: int,
     header.account_other_id = _text(acct, p("Id/Othr/Id"))
     if not header.account_iban:
         # some banks (Nordic, Baltic, SEB...) put the IBAN in Othr/Id
-        header.account_iban = _valid_iban(header.account_other_id)
+        header.account_iban = iban_or_empty(header.account_other_id)
     header.currency = _text(acct, p("Ccy")).upper()
     header.account_bic = (_text(acct, p("Svcr/FinInstnId/BIC")) or _text(acct, p("Svcr/FinInstnId/BICFI")))[:11]
     frto = stmt.find(p("FrToDt"))
@@ -326,16 +324,6 @@ def _header(stmt, p: _Paths, message: str, version: str, index: int,
         header.closing_balance = closing[0]
         header.to_date = header.to_date or closing[1]
     return header
-
-
-def _valid_iban(value: str) -> str:
-    compact = value.replace(" ", "").upper()
-    if not IBAN_LIKE.fullmatch(compact):
-        return ""
-    try:
-        return IBAN(compact).compact
-    except SchwiftyException:
-        return ""
 
 
 def _entries(ntry, p: _Paths, header: StatementHeader, number: int) -> Iterator[Entry]:

@@ -16,7 +16,7 @@ from typing import IO
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 
-from reconciliation.parsers.base import Entry, StatementHeader, StatementParseError, clean_reference
+from reconciliation.parsers.base import Entry, StatementHeader, StatementParseError, clean_reference, iban_or_empty
 
 RECORD_LENGTH = 120
 RECORD_CODES = {"01", "04", "05", "07"}
@@ -167,7 +167,6 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
         raise StatementParseError("the file ends without a new balance record (07)")
 
 
-IBAN_LIKE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
 REASON_CODE = re.compile(r"\b([A-Z]{2}\d{2})\b")
 
 
@@ -224,13 +223,7 @@ def _complement(entry: Entry, qualifier: str, detail: str) -> None:
 
 def _iban(identifier: str) -> str:
     """The IBAN in an identifier field, if it holds one (it may be a creditor identifier)."""
-    compact = identifier[:35].replace(" ", "").upper()
-    if not IBAN_LIKE.fullmatch(compact):
-        return ""
-    try:
-        return IBAN(compact).compact
-    except SchwiftyException:
-        return ""
+    return iban_or_empty(identifier[:35])
 
 
 def _finish(entry: Entry) -> Entry:

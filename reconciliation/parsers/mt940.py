@@ -19,7 +19,7 @@ from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 from mt940.models import Transactions
 
-from reconciliation.parsers.base import Entry, StatementHeader, StatementParseError, clean_reference
+from reconciliation.parsers.base import Entry, StatementHeader, StatementParseError, clean_reference, iban_or_empty
 
 # German GVC codes of returned direct debits and returned transfers.
 GERMAN_RETURN_CODES = {"108", "109", "159", "184", "190", "191"}
@@ -280,16 +280,6 @@ def _header(statement: Transactions, index: int) -> StatementHeader:
     )
 
 
-def _iban_or_empty(value: str | None) -> str:
-    compact = (value or "").replace(" ", "").upper()
-    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{10,30}", compact):
-        return ""
-    try:
-        return IBAN(compact).compact
-    except SchwiftyException:
-        return ""
-
-
 def _entry(data: dict, header: StatementHeader, number: int) -> Entry:
     amount_obj = data.get("amount")
     if amount_obj is None or data.get("date") is None:
@@ -340,7 +330,7 @@ def _entry(data: dict, header: StatementHeader, number: int) -> Entry:
             entry.remittance_info = details_raw[:1000]
     if not entry.counterparty_iban:
         # Rabobank writes the counter-IBAN on the :61:'s second line, ASN in its reference field.
-        entry.counterparty_iban = _iban_or_empty(data.get("extra_details")) or _iban_or_empty(
+        entry.counterparty_iban = iban_or_empty(data.get("extra_details")) or iban_or_empty(
             data.get("customer_reference"))
     if entry.is_reversal and not entry.reason_code:
         found = ISO_REASON_RE.search(f"{details_raw} {entry.remittance_info} {data.get('posting_text') or ''}")
