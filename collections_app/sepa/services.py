@@ -446,15 +446,27 @@ def status_report_import(*, content: bytes, filename: str = "", today: dt.date |
     if StatusReport.objects.filter(message_id=report.message_id).exists():
         result.already_imported = True
         return result
-    # Whole-file or whole-batch rejections name no transaction: they reject every one of the file.
-    rejections = list(report.rejections)
+    rejections = _named_rejections(report, result)
+    # Whole-file or whole-block rejections name no transaction: they reject every one of it. Our
+    # pain.008 files carry a single PmtInf block whose id is the message id.
+    named = {r.end_to_end_id for r in rejections}
+    blankets = [(block_id or report.original_message_id, reason, True)
+                for block_id, reason in report.block_rejections.items()]
     if report.group_rejection is not None:
-        sepa_file = SepaFile.objects.filter(message_id=report.original_message_id).first()
+        blankets.append((report.original_message_id, report.group_rejection, False))
+    for message_id, reason, is_block in blankets:
+        sepa_file = SepaFile.objects.filter(message_id=message_id).first()
+        if is_block and (sepa_file is None or message_id != (report.original_message_id or message_id)):
+            result.errors.append(_("Unknown payment information block %(id)s in message %(msg)s.")
+                                 % {"id": message_id, "msg": report.original_message_id})
+            continue
         if sepa_file is None:
-            result.errors.append(_("Unknown original message %(id)s.") % {"id": report.original_message_id})
-        else:
-            rejections += [pain002.Rejection(end_to_end_id=e2e, reason_code=report.group_rejection)
-                           for e2e in sepa_file.attempts.values_list("payment__end_to_end_id", flat=True)]
+            result.errors.append(_("Unknown original message %(id)s.") % {"id": message_id})
+            continue
+        for e2e in sepa_file.attempts.values_list("payment__end_to_end_id", flat=True):
+            if e2e not in named:  # a reason given for the transaction itself wins
+                named.add(e2e)
+                rejections.append(pain002.Rejection(end_to_end_id=e2e, reason_code=reason))
     wanted = {r.end_to_end_id for r in rejections}
     payments = {p.end_to_end_id: p for p in Payment.objects.filter(
         method=PaymentMethod.SEPA_DD, end_to_end_id__in=wanted).select_related("collection_attempt__sepa_file")}
@@ -473,7 +485,7 @@ def status_report_import(*, content: bytes, filename: str = "", today: dt.date |
     with transaction.atomic(), run_date(today):
         report_row = StatusReport.objects.create(
             message_id=report.message_id, original_message_id=report.original_message_id, file_name=filename[:255],
-            content=content.decode("utf-8", errors="replace"), accepted_count=report.accepted,
+            content=_report_text(content, report.encoding), accepted_count=report.accepted,
             rejected_count=len(rejections))
         result.report_id = report_row.pk
         for rejection in rejections:
@@ -506,6 +518,36 @@ def status_report_import(*, content: bytes, filename: str = "", today: dt.date |
             entry["will_retry"] = bool(attempt and attempt.will_retry)
             result.rejected.append(entry)
     return result
+
+
+def _report_text(content: bytes, encoding: str) -> str:
+    try:
+        return content.decode(encoding, errors="replace")
+    except LookupError:  # an encoding libxml2 knows under a name Python does not
+        return content.decode("utf-8", errors="replace")
+
+
+def _named_rejections(report, result: StatusReportResult) -> list:
+    """The rejections the report names, each once. A bank that only echoes our instruction id
+    (InstrId, "A" + the collection attempt's id) is matched through it."""
+    from collections_app.sepa import pain002
+
+    attempt_ids = {int(r.instruction_id[1:]) for r in report.rejections
+                   if not r.end_to_end_id and r.instruction_id[:1] == "A" and r.instruction_id[1:].isascii()
+                   and r.instruction_id[1:].isdigit() and len(r.instruction_id) <= 19}
+    by_instruction = {f"A{pk}": e2e for pk, e2e in CollectionAttempt.objects.filter(
+        pk__in=attempt_ids, payment__isnull=False).values_list("pk", "payment__end_to_end_id") if e2e}
+    rejections, seen = [], set()
+    for index, rejection in enumerate(report.rejections, start=1):
+        e2e = rejection.end_to_end_id or by_instruction.get(rejection.instruction_id, "")
+        if not e2e:
+            result.errors.append(_("Transaction %(n)d: unknown instruction id %(id)s.")
+                                 % {"n": index, "id": rejection.instruction_id})
+        elif e2e not in seen:
+            seen.add(e2e)
+            rejections.append(pain002.Rejection(end_to_end_id=e2e, reason_code=rejection.reason_code,
+                                                instruction_id=rejection.instruction_id))
+    return rejections
 
 
 def _forget_first_collection(payment: Payment) -> None:

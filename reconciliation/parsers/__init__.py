@@ -24,6 +24,12 @@ def detect(head: bytes) -> str:
             return "pain.002"
         found = camt.detect_version(head)
         if found is None:
+            # Status reports also come in envelopes, without a namespace or in the German
+            # banks' DK namespace: the SEPA module knows them.
+            from collections_app.sepa.pain002 import is_status_report
+
+            if is_status_report(head):
+                return "pain.002"
             raise UnsupportedFormat("XML file that is neither camt.053, camt.054 nor pain.002")
         return found[0]
     text = head.decode("cp1252", errors="replace")
