@@ -175,6 +175,7 @@ def _import_archive(stream: IO[bytes], *, head: bytes, filename: str, origin: st
     members = list(archives.members(stream, head=head, filename=filename, max_bytes=max_file_bytes()))
     if not members:
         raise StatementParseError("the archive holds no file")
+    reports = []
     for number, (name, open_member) in enumerate(members):
         if progress:
             progress("reading", number / len(members))
@@ -197,14 +198,15 @@ def _import_archive(stream: IO[bytes], *, head: bytes, filename: str, origin: st
             result.warnings.append(_("%(member)s: status report, %(accepted)d accepted, %(rejected)d rejected.")
                                    % {"member": name, "accepted": report.accepted, "rejected": len(report.rejected)})
             result.already_imported = result.already_imported and report.already_imported
+            reports.append(report)
             continue
         result.statement_ids.extend(found.statement_ids)
         result.created += found.created
         result.duplicates += found.duplicates
         result.already_imported = result.already_imported and found.already_imported
         result.warnings.extend(f"{name}: {w}" for w in found.warnings)
-    if not result.statement_ids and not result.warnings:
-        raise StatementParseError("the archive holds no bank statement")
+    if not result.statement_ids and not reports:
+        raise UnsupportedFormat("the archive holds no bank statement")
     if match and result.statement_ids:
         _match_or_queue(result, progress=progress, inline_match_max=inline_match_max)
     return result

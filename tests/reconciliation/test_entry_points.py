@@ -171,6 +171,9 @@ def test_an_archive_with_a_broken_statement_imports_nothing_and_names_it(world, 
     with pytest.raises(CommandError):
         call_command("import_statement", str(path))
     assert not BankStatement.objects.exists()
+    only_pdf = api.post("/api/v1/bank-statements/", {"file": SimpleUploadedFile(
+        "scans.zip", _zip({"releve.pdf": b"%PDF-1.4\n"}))}, format="multipart")
+    assert only_pdf.status_code == 400 and only_pdf.json()["error"]["code"] == "unsupported_format"
     damaged = tmp_path / "damaged.zip"
     damaged.write_bytes(broken[:len(broken) // 2])
     with pytest.raises(CommandError):
