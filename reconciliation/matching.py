@@ -348,7 +348,7 @@ def _known_payer(pending: list[BankTransaction], found: dict[int, _Candidate]) -
     for iban, creditor_id, customer_id in (
             BankTransaction.objects.filter(counterparty_iban__in=ibans, customer__isnull=False,
                                            status=BankTransaction.Status.MATCHED)
-            .values_list("counterparty_iban", "customer__creditor_id", "customer_id").distinct()):
+            .order_by().values_list("counterparty_iban", "customer__creditor_id", "customer_id").distinct()):
         owners[iban].add((creditor_id, customer_id))
     if not owners:
         return
