@@ -27,29 +27,36 @@ FIELDS: dict[str, tuple[object, bool]] = {
 # "Amount due" is the debt to collect, unless the file also gives the invoice total: then it is
 # what remains due (Odoo's "Total" and "Amount Due").
 AMOUNT_DUE_ALIASES = ("amount_due", "montant_du", "montant_a_payer", "invoice_amount_due")
+# Not listed anywhere: amounts before tax ("Montant HT", "Subtotal", "Untaxed Amount"), what was
+# paid ("Amount Paid", "Déjà réglé"), the customer's own reference or order number ("Réf. client"
+# in Dolibarr, "Customer Reference" in Odoo, "External Document No.", "PO Number"), a ledger
+# account code (Xero's "AccountCode" is the sales account, the same on every invoice), and Odoo's
+# "... Signed" amounts, which are in the company's currency while its "Currency" column is the
+# invoice's.
 
 DEFAULT_HEADERS: dict[str, tuple[str, ...]] = {
-    # "reference" comes after the invoice-number names: Xero and others export a "Reference"
-    # (the customer's order) next to the invoice number.
+    # "reference" comes after the invoice-number names: Xero, Odoo ("Number"/"Numéro") and others
+    # export a "Reference" (the customer's order) next to the invoice number. A bare "Réf." is not
+    # one: Odoo's import-compatible export names its customer reference "ref" (and its number "name").
     "external_ref": ("invoice_ref", "invoice_number", "invoice_no", "external_ref", "numero_facture", "num_facture",
                      "no_facture", "n_facture", "reference_facture", "numero_de_facture", "n_de_facture",
-                     "no_de_facture", "reference", "invoice", "facture", "n_piece", "numero_piece", "no_piece",
-                     "numero_de_piece", "n_de_piece", "piece", "ref_piece", "reference_piece", "number", "num",
-                     "invoice_num", "document_number", "doc_number", "document_no", "n_document", "numero_document",
-                     "no_document", "bill_number", "n", "no", "numero"),
-    "customer_ref": ("customer_ref", "customer_reference", "customer_id", "customer_code", "account",
-                     "code_client", "ref_client", "reference_client", "numero_client", "client_id", "n_client",
-                     "no_client", "numero_de_client", "compte_client", "code_tiers", "compte_tiers",
-                     "customer_number", "customer_no", "client_code", "partner_ref", "partner_reference",
-                     "debtor_ref", "debtor_reference", "debtor_id", "ref_debiteur", "code_debiteur",
-                     "numero_debiteur", "compte_auxiliaire", "code_auxiliaire", "auxiliaire", "n_compte_tiers",
-                     "numero_compte_tiers", "no_compte_tiers", "n_tiers", "numero_tiers", "customer_account",
-                     "account_number", "account_code"),
-    "name": ("raison_sociale", "company_name", "denomination", "societe", "customer_name", "nom_client",
-             "nom_du_client", "intitule_tiers", "intitule", "name", "nom", "customer", "client", "partner",
-             "partner_name", "company", "bill_to", "debtor", "debtor_name", "debiteur", "nom_debiteur",
-             "nom_du_debiteur", "contact_name", "contact", "nom_tiers", "libelle_tiers", "nom_du_tiers", "tiers",
-             "account_name"),
+                     "no_de_facture", "ref_facture", "number", "numero", "reference", "invoice", "facture",
+                     "n_piece", "numero_piece", "no_piece", "numero_de_piece", "n_de_piece", "piece", "ref_piece",
+                     "reference_piece", "num", "invoice_num", "document_number", "doc_number", "document_no",
+                     "n_document", "numero_document", "no_document", "n_de_document", "numero_de_document",
+                     "no_de_document", "bill_number", "n", "no"),
+    "customer_ref": ("customer_ref", "customer_id", "customer_code", "account", "code_client", "numero_client",
+                     "client_id", "n_client", "no_client", "numero_de_client", "compte_client", "code_tiers",
+                     "compte_tiers", "customer_number", "customer_no", "client_code", "partner_ref",
+                     "partner_reference", "debtor_ref", "debtor_reference", "debtor_id", "ref_debiteur",
+                     "code_debiteur", "numero_debiteur", "compte_auxiliaire", "code_auxiliaire", "auxiliaire",
+                     "n_compte_tiers", "numero_compte_tiers", "no_compte_tiers", "n_tiers", "numero_tiers",
+                     "customer_account", "account_number"),
+    "name": ("raison_sociale", "company_name", "denomination", "societe", "entreprise", "customer_company",
+             "customer_name", "client_name", "nom_client", "nom_du_client", "intitule_tiers", "intitule", "name",
+             "name_1", "nom", "customer", "client", "partner", "partenaire", "partner_name", "company", "bill_to",
+             "debtor", "debtor_name", "debiteur", "nom_debiteur", "nom_du_debiteur", "contact_name", "contact",
+             "nom_tiers", "libelle_tiers", "nom_du_tiers", "tiers", "account_name"),
     "email": ("email", "e_mail", "mail", "customer_email", "courriel", "adresse_email", "email_client",
               "adresse_mail", "email_address", "e_mail_address", "adresse_e_mail", "contact_email", "email_contact"),
     "phone": ("phone", "telephone", "tel", "mobile", "portable", "phone_number", "numero_telephone",
@@ -58,21 +65,26 @@ DEFAULT_HEADERS: dict[str, tuple[str, ...]] = {
     "amount": ("amount", "amount_total", "total", "invoice_amount", "montant", "montant_ttc", "total_ttc",
                "montant_facture", "total_amount", "invoice_total", "grand_total", "amount_incl_tax",
                "total_incl_tax", "montant_creance", "creance", "principal", "montant_total", "montant_total_ttc",
-               "montant_echeance", *AMOUNT_DUE_ALIASES),
+               "montant_echeance", "total_in_currency_signed", "total_en_devise_signe", "original_amount",
+               "original_amt", "amount_in_doc_curr", "amount_in_document_currency", "amount_in_local_currency",
+               "amount_in_lc", "net_a_payer", *AMOUNT_DUE_ALIASES),
     # What remains due according to the ERP, next to the invoice's amount: what it says was paid
     # outside (cheque, cash, offset) is recorded as a payment, so reminders stop.
     "balance": ("balance", "balance_due", "amount_remaining", "remaining", "open_amount", "outstanding",
                 "reste_a_payer", "montant_restant", "restant_du", "solde", "solde_du", "open_balance",
                 "amount_open", "balance_open", "montant_ouvert", "solde_restant", "reste_du", "reste_a_regler",
-                "montant_restant_du", "solde_ttc", "montant_non_regle", "non_regle", "amount_residual", "residual"),
-    "currency": ("currency", "devise", "monnaie"),
+                "montant_restant_du", "solde_ttc", "montant_non_regle", "non_regle", "amount_residual", "residual",
+                "remaining_amount", "remaining_amt"),
+    # SAP: the document's amount goes with the document's currency, the local amount with the local
+    # one; both amount columns rank in the same order as these.
+    "currency": ("currency", "devise", "monnaie", "currency_code", "document_currency", "local_currency"),
     "issue_date": ("issue_date", "invoice_date", "date", "date_facture", "date_emission", "date_de_facture",
-                   "date_d_emission", "date_de_facturation", "date_piece", "date_de_piece", "date_document",
-                   "invoice_bill_date", "document_date"),
+                   "date_d_emission", "date_de_facturation", "date_facturation", "date_piece", "date_de_piece",
+                   "date_document", "invoice_bill_date", "document_date", "date_issued", "posting_date"),
     "due_date": ("due_date", "date_echeance", "echeance", "date_limite", "due", "date_d_echeance",
                  "date_de_l_echeance", "date_limite_de_paiement", "payment_due_date", "date_due", "due_on",
                  "payment_due", "echeance_facture", "date_limite_reglement", "date_limite_de_reglement",
-                 "invoice_date_due"),
+                 "invoice_date_due", "net_due_date"),
     "description": ("description", "label", "libelle", "designation", "objet", "memo", "commentaire"),
 }
 
@@ -88,8 +100,9 @@ def header_key(header: object) -> str:
 
 _DEFAULT_INDEX = {alias: (field, rank) for field, aliases in DEFAULT_HEADERS.items()
                   for rank, alias in enumerate(aliases)}
-# "Montant TTC (EUR)", "Amount in EUR", "Montant en euros": the unit is not part of the name.
-_UNIT_SUFFIX = re.compile(r"_(?:(?:en|in)_)?(?:eur|euros?|usd|gbp|chf)$")
+# "Montant TTC (EUR)", "Amount in EUR", "Montant en euros", Stripe's "Due Date (UTC)": the unit is
+# not part of the name.
+_UNIT_SUFFIX = re.compile(r"_(?:(?:en|in)_)?(?:eur|euros?|usd|gbp|chf|utc)$")
 
 
 def default_alias(key: str) -> str | None:

@@ -638,3 +638,176 @@ def test_a_printed_report_export_with_page_headers_and_other_date_styles(credito
     assert days == {"RP-1": (dt.date(2099, 1, 5), dt.date(2099, 2, 4), Decimal("100.00")),
                     "RP-2": (dt.date(2099, 1, 5), dt.date(2099, 2, 4), Decimal("50.00")),
                     "RP-3": (dt.date(2099, 1, 6), dt.date(2099, 2, 5), Decimal("25.00"))}
+
+
+# Exports of common invoicing tools and ERPs as their own export screens name the columns,
+# read with the default mapping (no saved column mapping).
+STRIPE_INVOICES = ("id,Number,Customer,Customer Name,Customer Email,Amount Due,Amount Paid,Amount Remaining,Currency,"
+                   "Date (UTC),Due Date (UTC),Status,Subtotal,Total,Tax,Paid\n"
+                   "in_1Oa2b3C,7A1B2C3D-0001,cus_PqR1,Garage Martin,compta@garage-martin.example,1200.00,200.00,"
+                   "1000.00,eur,2099-01-15 09:12,2099-02-14 09:12,open,1000.00,1200.00,200.00,false\n")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_stripe_invoice_export(creditor, engine, tmp_path):
+    # Stripe's dashboard export puts the time zone after its date headers ("Due Date (UTC)"),
+    # writes lower-case currencies, and gives Total, Amount Due and Amount Remaining.
+    job = _run_text(creditor, tmp_path, "invoices.csv", STRIPE_INVOICES, engine=engine)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    invoice = Invoice.objects.get(creditor=creditor, external_ref="7A1B2C3D-0001")
+    assert (invoice.amount_total, invoice.amount_paid, invoice.currency) == (Decimal("1200.00"), Decimal("200.00"),
+                                                                             "EUR")
+    assert (invoice.issue_date, invoice.due_date) == (dt.date(2099, 1, 15), dt.date(2099, 2, 14))
+    assert (invoice.customer.name, invoice.customer.email) == ("Garage Martin", "compta@garage-martin.example")
+
+
+ODOO_FR = ('"Numéro","Partenaire","Date de facturation","Date d\'échéance","Référence","Montant HT","Total",'
+           '"Montant dû","Devise","Statut","État du paiement"\n'
+           '"FAC/2099/00012","Garage Martin","2099-01-15","2099-02-14","BC-7781","1000.00","1200.00","1000.00",'
+           '"EUR","Comptabilisé","Partiellement réglé"\n')
+# The "... Signed" amounts are in the company's currency (EUR); "Currency" is the invoice's.
+ODOO_SIGNED = ('"Number","Partner","Invoice/Bill Date","Due Date","Reference","Untaxed Amount Signed","Total Signed",'
+               '"Total in Currency Signed","Amount Due Signed","Currency","Status"\n'
+               '"INV/2099/00031","Bakery Ltd","2099-01-20","2099-02-19","PO-55","460.00","552.00","600.00","552.00",'
+               '"USD","Posted"\n')
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_odoo_exports_take_the_number_not_the_customers_reference(creditor, engine, tmp_path):
+    # Odoo exports its "Number" next to a "Reference" (the customer's order): the number is the invoice's
+    job = _run_text(creditor, tmp_path, "factures.csv", ODOO_FR, engine=engine)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    invoice = Invoice.objects.get(creditor=creditor, external_ref="FAC/2099/00012")
+    assert (invoice.amount_total, invoice.amount_paid) == (Decimal("1200.00"), Decimal("200.00"))
+    assert invoice.customer.name == "Garage Martin" and invoice.issue_date == dt.date(2099, 1, 15)
+    assert not Invoice.objects.filter(creditor=creditor, external_ref="BC-7781").exists()
+    # and of its signed amounts, only the one in the invoice's currency is read
+    job = _run_text(creditor, tmp_path, "invoices.csv", ODOO_SIGNED, engine=engine)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    invoice = Invoice.objects.get(creditor=creditor, external_ref="INV/2099/00031")
+    assert (invoice.amount_total, invoice.currency, invoice.amount_paid) == (Decimal("600.00"), "USD", Decimal("0"))
+
+
+DOLIBARR_EXPORT = ('"Id tiers";"Raison sociale";"Code client";"Code comptable client";"Id facture";"Réf. facture";'
+                   '"Réf. client";"Date facturation";"Date échéance";"Total HT";"Total TTC";"Total TVA";'
+                   '"Facture payée";"Statut facture"\r\n'
+                   '"12";"Garage Martin";"CU2401-00012";"411GARMAR";"88";"FA9901-0007";"BC-7781";"2099-01-15";'
+                   '"2099-02-14";"1000.00000000";"1200.00000000";"200.00000000";"0";"1"\r\n'
+                   '"14";"Cabinet Durand";"CU2401-00014";"411CABDUR";"89";"FA9901-0008";"BC-7781";"2099-01-16";'
+                   '"2099-02-15";"100.00000000";"120.00000000";"20.00000000";"0";"1"\r\n')
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_dolibarr_invoice_export(creditor, engine, tmp_path):
+    # Dolibarr's export module: "Réf. facture" is the number; "Réf. client" is the customer's own
+    # reference (an order), not the customer's code; amounts have eight decimals.
+    job = _run_text(creditor, tmp_path, "export_facture_1.csv", DOLIBARR_EXPORT, engine=engine)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    first = Invoice.objects.get(creditor=creditor, external_ref="FA9901-0007")
+    assert (first.amount_total, first.issue_date, first.due_date) == (Decimal("1200.00"), dt.date(2099, 1, 15),
+                                                                      dt.date(2099, 2, 14))
+    assert (first.customer.external_ref, first.customer.name) == ("CU2401-00012", "Garage Martin")
+    second = Invoice.objects.get(creditor=creditor, external_ref="FA9901-0008")
+    assert (second.customer.external_ref, second.amount_total) == ("CU2401-00014", Decimal("120.00"))
+
+
+XERO_LINES = ("ContactName,EmailAddress,InvoiceNumber,Reference,InvoiceDate,DueDate,Total,TaxTotal,InvoiceAmountPaid,"
+              "InvoiceAmountDue,Description,Quantity,UnitAmount,LineAmount,AccountCode,TaxType,Currency,Type,Status\n"
+              "Garage Martin,compta@garage-martin.example,INV-0012,PO-7781,15/01/2099,14/02/2099,1200.00,200.00,"
+              "200.00,1000.00,Révision,1,1000.00,1000.00,200,20% (VAT on Income),EUR,Sales invoice,AUTHORISED\n"
+              "Cabinet Durand,cd@durand.example,INV-0013,,16/01/2099,15/02/2099,120.00,20.00,0.00,120.00,Conseil,1,"
+              "100.00,100.00,200,20% (VAT on Income),EUR,Sales invoice,AUTHORISED\n")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_xero_sales_account_code_is_not_the_customer(creditor, engine, tmp_path):
+    # Xero's "AccountCode" is the sales ledger account, the same on every invoice: taken as the
+    # customer's code, it made every invoice one customer's.
+    job = _run_text(creditor, tmp_path, "xero.csv", XERO_LINES, engine=engine)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    martin = Invoice.objects.get(creditor=creditor, external_ref="INV-0012")
+    durand = Invoice.objects.get(creditor=creditor, external_ref="INV-0013")
+    assert (martin.customer.external_ref, durand.customer.external_ref) == ("Garage Martin", "Cabinet Durand")
+    assert (martin.amount_total, martin.amount_paid, durand.amount_total) == (Decimal("1200.00"), Decimal("200.00"),
+                                                                              Decimal("120.00"))
+    assert Customer.objects.filter(creditor=creditor).count() == 2
+
+
+ZOHO_BOOKS = ("Invoice Date,Invoice ID,Invoice Number,Invoice Status,Customer ID,Customer Name,Due Date,PurchaseOrder,"
+              "Currency Code,SubTotal,Total,Balance\n"
+              "2099-01-15,4620000000012345,INV-000012,Overdue,4620000000000777,Acme Inc,2099-02-14,PO-7781,USD,"
+              "1000.00,1200.00,1000.00\n")
+BUSINESS_CENTRAL = ("Posting Date,Document Type,Document No.,External Document No.,Customer No.,Customer Name,"
+                    "Description,Currency Code,Original Amount,Amount,Remaining Amount,Due Date,Open\n"
+                    "15/01/2099,Invoice,103012,PO-7781,C00010,Garage Martin,Order 101003,,1200.00,1200.00,1000.00,"
+                    "14/02/2099,Yes\n"
+                    "16/01/2099,Invoice,103013,,C00020,London Tea Ltd,Order 101004,GBP,300.00,300.00,300.00,"
+                    "15/02/2099,Yes\n")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_currency_code_columns_and_ledger_entries(creditor, engine, tmp_path):
+    # Zoho and Business Central name the currency "Currency Code": read as the default
+    # currency, a USD invoice became a EUR one. Business Central's customer ledger entries also
+    # say "Remaining Amount" and "Posting Date".
+    job = _run_text(creditor, tmp_path, "Invoice.csv", ZOHO_BOOKS, engine=engine)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    zoho = Invoice.objects.get(creditor=creditor, external_ref="INV-000012")
+    assert (zoho.currency, zoho.amount_total, zoho.amount_paid) == ("USD", Decimal("1200.00"), Decimal("200.00"))
+    assert zoho.customer.external_ref == "4620000000000777"
+    job = _run_text(creditor, tmp_path, "Customer Ledger Entries.csv", BUSINESS_CENTRAL, engine=engine)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    local = Invoice.objects.get(creditor=creditor, external_ref="103012")
+    assert (local.currency, local.amount_total, local.amount_paid, local.issue_date) == (
+        "EUR", Decimal("1200.00"), Decimal("200.00"), dt.date(2099, 1, 15))
+    assert local.customer.external_ref == "C00010"
+    assert Invoice.objects.get(creditor=creditor, external_ref="103013").currency == "GBP"
+
+
+SAP_FBL5N = ("Account;Name 1;Assignment;Document Number;Document Type;Document Date;Net due date;"
+             "Amount in local currency;Local Currency;Reference;Text\r\n"
+             "100023;Garage Martin;0090001234;1800000123;RV;15.01.2099;14.02.2099;1.200,00;EUR;0090001234;"
+             "Révision\r\n")
+CHARGEBEE = ("Invoice Number,Invoice Date,Customer Id,Customer First Name,Customer Last Name,Customer Email,"
+             "Customer Company,Amount,Amount Paid,Amount Adjusted,Credits Applied,Amount Due,Currency,Status,Due Date\n"
+             "1042,15-Jan-2099,cust_7781,Jean,Martin,jean@garage-martin.example,Garage Martin,1200.00,200.00,0.00,"
+             "0.00,1000.00,EUR,Payment Due,14-Feb-2099\n")
+FRESHBOOKS = ("Client Name,Invoice #,Date Issued,Due Date,Invoice Status,Currency,Amount,Outstanding\n"
+              "Fleurs Lambert,0000012,2099-01-15,2099-02-14,partial,EUR,300.00,100.00\n")
+AXONAUT = ("Numéro;Date;Date d'échéance;Entreprise;Montant HT;Montant TTC;Montant payé;Reste à payer;Statut\r\n"
+           "FA-00012;15/01/2099;14/02/2099;Boulangerie Petit;1000,00;1200,00;200,00;1000,00;Partiellement payée\r\n")
+EBP = ("N° de document;Date;Code client;Nom du client;Total HT;Total TTC;Net à payer;Montant restant dû;"
+       "Date d'échéance\r\n"
+       "FA00012;15/01/2099;CL0042;Menuiserie Gérard;500,00;600,00;600,00;600,00;14/02/2099\r\n")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_company_and_document_number_names_of_other_tools(creditor, engine, tmp_path):
+    # SAP FBL5N ("Net due date", "Amount in local currency", "Name 1"), Chargebee ("Customer
+    # Company"), FreshBooks ("Client Name", "Date Issued"), Axonaut ("Entreprise") and EBP
+    # ("N° de document"): each missed a required column.
+    expected = {
+        "sap.csv": (SAP_FBL5N, "0090001234", "100023", "Garage Martin", Decimal("1200.00"), Decimal("0"),
+                    dt.date(2099, 2, 14)),
+        "chargebee.csv": (CHARGEBEE, "1042", "cust_7781", "Garage Martin", Decimal("1200.00"), Decimal("200.00"),
+                          dt.date(2099, 2, 14)),
+        "freshbooks.csv": (FRESHBOOKS, "0000012", "Fleurs Lambert", "Fleurs Lambert", Decimal("300.00"),
+                           Decimal("200.00"), dt.date(2099, 2, 14)),
+        "axonaut.csv": (AXONAUT, "FA-00012", "Boulangerie Petit", "Boulangerie Petit", Decimal("1200.00"),
+                        Decimal("200.00"), dt.date(2099, 2, 14)),
+        "ebp.csv": (EBP, "FA00012", "CL0042", "Menuiserie Gérard", Decimal("600.00"), Decimal("0"),
+                    dt.date(2099, 2, 14)),
+    }
+    for name, (text, ref, customer_ref, customer_name, amount, paid, due) in expected.items():
+        job = _run_text(creditor, tmp_path, name, text, engine=engine)
+        assert job.status == ImportJob.Status.SUCCEEDED, (name, job.errors)
+        invoice = Invoice.objects.get(creditor=creditor, external_ref=ref)
+        assert (invoice.customer.external_ref, invoice.customer.name, invoice.amount_total, invoice.amount_paid,
+                invoice.due_date, invoice.issue_date) == (customer_ref, customer_name, amount, paid, due,
+                                                          dt.date(2099, 1, 15)), name

@@ -103,3 +103,16 @@ def test_a_unit_after_a_header_name_is_left_out():
                                "Échéance", "Montant devise"])
     assert columns == {0: "external_ref", 1: "customer_ref", 2: "name", 3: "amount", 4: "balance",
                        5: "due_date"}
+
+
+def test_columns_that_look_like_a_field_but_mean_something_else_are_not_read():
+    # The customer's own reference (Dolibarr's "Réf. client"), a sales ledger account (Xero),
+    # amounts before tax or already paid, and Odoo's amounts in the company's currency.
+    headers = ["Réf. facture", "Réf. client", "Raison sociale", "AccountCode", "Montant HT", "Déjà réglé",
+               "Amount Paid", "Total Signed", "Amount Due Signed", "Subtotal", "Date échéance"]
+    assert resolve_headers(headers) == {0: "external_ref", 2: "name", 10: "due_date"}
+    # a number and a reference: the number is the invoice's
+    assert resolve_headers(["Reference", "Number", "Partner", "Total", "Due Date"])[1] == "external_ref"
+    assert resolve_headers(["Référence", "Numéro", "Partenaire", "Total", "Échéance"])[1] == "external_ref"
+    # a time zone after a date header is left out, like a currency unit
+    assert resolve_headers(["Number", "Customer Name", "Total", "Date (UTC)", "Due Date (UTC)"])[4] == "due_date"
