@@ -59,6 +59,7 @@ class BankAccount(TimeStamped):
 
 class BankStatement(models.Model):
     class Format(models.TextChoices):
+        CAMT052 = "camt.052", "camt.052"
         CAMT053 = "camt.053", "camt.053"
         CAMT054 = "camt.054", "camt.054"
         MT940 = "mt940", "MT940"

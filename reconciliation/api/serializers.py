@@ -23,8 +23,8 @@ class BankStatementSerializer(serializers.ModelSerializer):
 
 
 class StatementUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="camt.053, camt.054, MT940 or CFONB 120 (pain.002 status reports too), or a ZIP or gzip of "
-                                                      "them (all or nothing).")
+    file = serializers.FileField(help_text="camt.052, camt.053, camt.054, MT940 or CFONB 120 (pain.002 status "
+                                           "reports too), or a ZIP or gzip of them (all or nothing).")
 
 
 class ImportResultSerializer(serializers.Serializer):

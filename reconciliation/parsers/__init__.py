@@ -15,7 +15,8 @@ HEAD_BYTES = 64 * 1024
 
 
 def detect(head: bytes) -> str:
-    """The format of a file from its first bytes: camt.053, camt.054, pain.002, mt940 or cfonb120."""
+    """The format of a file from its first bytes: camt.052, camt.053, camt.054, pain.002, mt940 or
+    cfonb120."""
     # a UTF-16 document is looked at as UTF-8 (camt.scannable leaves other heads as they are)
     head = camt.scannable(head)
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -30,17 +31,17 @@ def detect(head: bytes) -> str:
 
             if is_status_report(head):
                 return "pain.002"
-            raise UnsupportedFormat("XML file that is neither camt.053, camt.054 nor pain.002")
+            raise UnsupportedFormat("XML file that is neither camt.052, camt.053, camt.054 nor pain.002")
         return found[0]
     text = head.decode("cp1252", errors="replace")
     if mt940.looks_like(text):
         return "mt940"
     if cfonb.looks_like(head):
         return "cfonb120"
-    raise UnsupportedFormat("unknown statement format (expected camt.053, camt.054, MT940 or CFONB 120)")
+    raise UnsupportedFormat("unknown statement format (expected camt.052, camt.053, camt.054, MT940 or CFONB 120)")
 
 
-PARSERS = {"camt.053": camt.parse, "camt.054": camt.parse, "mt940": mt940.parse, "cfonb120": cfonb.parse}
+PARSERS = {"camt.052": camt.parse, "camt.053": camt.parse, "camt.054": camt.parse, "mt940": mt940.parse, "cfonb120": cfonb.parse}
 
 
 def parse(stream: IO[bytes], fmt: str) -> Iterator[StatementHeader | Entry]:

@@ -1,4 +1,5 @@
-"""ISO 20022 camt.053 (statements) and camt.054 (debit/credit notifications), versions
+"""ISO 20022 camt.053 (statements), camt.052 (intraday account reports) and camt.054 (debit/credit
+notifications), versions
 001.02 to 001.13 (the elements read here did not change after 001.08), read as a stream with
 lxml: each entry is turned into Entry items as soon as it is complete and then dropped from the tree, so memory does not grow with the file.
 
@@ -23,7 +24,7 @@ from reconciliation.parsers.base import (
     Entry, StatementHeader, StatementParseError, UnsupportedFormat, clean_reference, iban_or_empty,
 )
 
-NAMESPACE_RE = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:(camt\.05[34])\.001\.(\d\d)")
+NAMESPACE_RE = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:(camt\.05[234])\.001\.(\d\d)")
 SUPPORTED_VERSIONS = {f"{v:02d}" for v in range(2, 14)}
 # Pending and information-only entries are not on the account yet: the booked entry will come.
 NOT_BOOKED = {"PDNG", "INFO", "FUTR"}
@@ -212,17 +213,18 @@ def _parse_document(document: _Document, head: bytes, state: dict, *, first: boo
     found = detect_version(head)
     if found is None:
         if first:
-            raise UnsupportedFormat("not a camt.053 or camt.054 document")
-        raise StatementParseError("a further XML document in the file is not a camt.053 or camt.054 document")
+            raise UnsupportedFormat("not a camt.052, camt.053 or camt.054 document")
+        raise StatementParseError("a further XML document in the file is not a camt.052, camt.053 or camt.054 "
+                                  "document")
     message, version = found
     if version not in SUPPORTED_VERSIONS:
         raise UnsupportedFormat(f"{message}.001.{version} is not supported (001.02 to 001.13 are)")
     ns = f"urn:iso:std:iso:20022:tech:xsd:{message}.001.{version}"
     p = _Paths(ns)
-    statement_tags = {p("Stmt"), p("Ntfctn")}
+    statement_tags = {p("Stmt"), p("Rpt"), p("Ntfctn")}
     context = etree.iterparse(
         document, events=("start", "end"),
-        tag=(p("GrpHdr"), p("Stmt"), p("Ntfctn"), p("Ntry")),
+        tag=(p("GrpHdr"), p("Stmt"), p("Rpt"), p("Ntfctn"), p("Ntry")),
         resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False, remove_comments=True,
         remove_pis=True,
     )

@@ -392,3 +392,28 @@ def test_a_virtual_iban_reported_as_a_sub_account_belongs_to_the_creditors_accou
     assert movement.status == BankTransaction.Status.MATCHED
     world.dupont_old.refresh_from_db()
     assert world.dupont_old.status == Invoice.Status.PAID
+
+
+def test_intraday_camt052_reports_then_the_days_camt053_count_each_movement_once(world):
+    from tests.reconciliation.builders import camt053
+
+    # given the bank's intraday reports (camt.052), cumulative through the day
+    entries = [{"amount": "120.00", "ref": "IDR-1", "text": "INV-2024-0001", "name": "M Curie"},
+               {"amount": "33.00", "ref": "IDR-2", "text": "merci", "name": "Inconnu"}]
+
+    def intraday(items: list[dict]) -> bytes:
+        return (camt053(world.account.iban, items).replace(b"camt.053.001.02", b"camt.052.001.02")
+                .replace(b"BkToCstmrStmt>", b"BkToCstmrAcctRpt>").replace(b"<Stmt>", b"<Rpt>")
+                .replace(b"</Stmt>", b"</Rpt>"))
+
+    morning = statement_import(source=intraday(entries[:1]))
+    assert morning.format == "camt.052" and morning.created == 1 and morning.matching["matched"] == 1
+    noon = statement_import(source=intraday(entries))
+    assert (noon.created, noon.duplicates) == (1, 1)
+    # when the day's statement arrives with the same movements
+    evening = statement_import(source=camt053(world.account.iban, entries))
+    # then nothing is counted twice
+    assert (evening.created, evening.duplicates) == (0, 2)
+    assert BankTransaction.objects.count() == 2
+    world.curie_1.refresh_from_db()
+    assert world.curie_1.amount_paid == Decimal("120.00")

@@ -12,7 +12,8 @@ from reconciliation.parsers import StatementParseError
 
 
 class Command(JsonCommand):
-    help = "Import bank statement files (camt.053, camt.054, MT940, CFONB 120; pain.002 status reports)."
+    help = ("Import bank statement files (camt.052, camt.053, camt.054, MT940, CFONB 120, or a ZIP or gzip of "
+            "them; pain.002 status reports).")
 
     def add_command_arguments(self, parser) -> None:
         parser.add_argument("files", nargs="+", metavar="FILE")
