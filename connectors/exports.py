@@ -2,10 +2,15 @@
 written as CSV or JSON into CONNECTORS_EXPORT_DIR/<cursor name>/.
 
 Every committed outbox event of those kinds is queued once per export cursor by an outbox
-consumer (PendingStatusEvent); a status file takes what is queued, in event-id order. The
-file is written under a temporary name, fsynced and renamed (atomic on one filesystem)
-before the transaction that dequeues its events commits: a crash in between can write one
-file twice (each line has its event_id to deduplicate), never lose one.
+consumer (PendingStatusEvent); a status file takes what is queued, in event-id order.
+
+Exactly once, even when the worker is killed: the file is written under a hidden temporary
+name (ERPs skip dot-files) and fsynced, then the transaction that records its ExportJob and
+dequeues its events commits, and only then is it renamed to its final name (atomic on one
+filesystem). A crash before the commit leaves a hidden file and the events still queued (the
+next run deletes the file and writes them again); a crash after it leaves a hidden file whose
+job exists, which the next run of that cursor renames (`_status_files_finish`). Renaming after
+the commit, never before, is what keeps a crash from publishing the same events twice.
 """
 from __future__ import annotations
 
@@ -80,27 +85,62 @@ def _render(events: list[Event], fmt: str) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _hidden(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _write_hidden(path: Path, data: bytes) -> None:
+    """Write the file under its hidden name, durably; `_publish` gives it its real name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
+    with open(_hidden(path), "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(tmp, path)
+
+
+def _publish(path: Path) -> None:
+    """Rename a committed status file to its final name; another worker may have done it already."""
+    try:
+        os.replace(_hidden(path), path)
+    except FileNotFoundError:
+        pass
+
+
+def _status_files_finish(cursor: ExportCursor) -> None:
+    """Hidden files left in the cursor's folder by a killed worker (the caller holds the cursor's
+    lock, so no other worker is writing one): published when their job committed, else deleted
+    (their events are still queued and go into the next file)."""
+    folder = export_dir() / cursor.name
+    if not folder.is_dir():
+        return
+    for hidden in folder.glob(".status-*.tmp"):
+        final = hidden.with_name(hidden.name[1:-len(".tmp")])
+        if ExportJob.objects.filter(cursor=cursor, path=str(final)).exists():
+            _publish(final)
+        else:
+            hidden.unlink(missing_ok=True)
 
 
 def export_dir() -> Path:
     return Path(settings.CONNECTORS_EXPORT_DIR)
 
 
-@transaction.atomic
 def status_file_write(*, cursor: ExportCursor) -> ExportJob | None:
     """Write the next status file of one cursor; None when nothing is waiting or another
-    worker holds the cursor right now."""
+    worker holds the cursor right now. Call it outside a transaction: the file gets its final
+    name once its job is committed (see the module docstring)."""
+    job = _status_file_stage(cursor=cursor)
+    if job is not None:
+        _publish(Path(job.path))
+    return job
+
+
+@transaction.atomic
+def _status_file_stage(*, cursor: ExportCursor) -> ExportJob | None:
     cursor = ExportCursor.objects.select_for_update(skip_locked=True).filter(pk=cursor.pk).first()
     if cursor is None:
         return None
+    _status_files_finish(cursor)
     pending = list(PendingStatusEvent.objects.filter(cursor=cursor).select_related("event")
                    .order_by("event_id")[:MAX_EVENTS_PER_FILE])
     if not pending:
@@ -109,7 +149,7 @@ def status_file_write(*, cursor: ExportCursor) -> ExportJob | None:
     first, last = events[0].pk, events[-1].pk
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     path = export_dir() / cursor.name / f"status-{stamp}-{first}-{last}.{cursor.format}"
-    _write_atomically(path, _render(events, cursor.format))
+    _write_hidden(path, _render(events, cursor.format))
     PendingStatusEvent.objects.filter(pk__in=[p.pk for p in pending]).delete()
     cursor.last_event_id = max(cursor.last_event_id, last)
     cursor.save(update_fields=["last_event_id", "updated_at"])

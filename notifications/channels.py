@@ -107,7 +107,8 @@ def send_email(delivery, *, connection=None) -> SendResult:
 def send_sms(delivery) -> SendResult:
     started = time.perf_counter()
     try:
-        result = sms.send_sms(to=delivery.recipient, text=delivery.body_text)
+        # The same key on every retry and replay of this message (see notifications.sms).
+        result = sms.send_sms(to=delivery.recipient, text=delivery.body_text, idempotency_key=str(delivery.uuid))
     except sms.SmsError as exc:
         return SendResult(ok=False, latency_ms=_ms(started), status_code=getattr(exc, "status_code", None),
                           permanent=getattr(exc, "permanent", False), error=str(exc)[:EXCERPT])

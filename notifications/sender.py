@@ -2,9 +2,13 @@
 
 Crash safety. A delivery is claimed in its own short transaction: status "sending", a new
 attempt_id and attempts+1 are committed *before* the network call; the result is recorded
-afterwards only if the row still carries that attempt_id. A process that dies between the
-two leaves the row in "sending". `deliveries_recover_stuck` finds such rows once they are
-older than any send could last, and resolves them per channel:
+afterwards only if the row still carries that attempt_id. Deliveries are claimed by batches,
+so right before its own network call each row is checked to still carry that attempt_id and
+its sending_started_at is set to that moment (`delivery_sending_begin`): a batch slower than
+STUCK_AFTER never sends a row that the recovery below has already resolved. A process that
+dies between the claim and the result leaves the row in "sending". `deliveries_recover_stuck`
+finds such rows once their send started longer ago than any send could last, and resolves
+them per channel:
 
 - file: written again (same file name, atomic replace: a second write changes nothing);
 - email, SMS, webhook: the outcome is unknown (the message may have left), so the row is
@@ -69,6 +73,17 @@ def deliveries_claim(*, limit: int = 50, now: dt.datetime | None = None, ids: li
             d.attempts += 1
         Delivery.objects.bulk_update(rows, ["status", "attempt_id", "sending_started_at", "attempts"])
     return rows
+
+
+def delivery_sending_begin(*, delivery: Delivery) -> bool:
+    """Claim-then-check, right before the network call: False when the row is no longer this
+    attempt's (the recovery took it while it waited in its batch), and it must not be sent."""
+    started_at = timezone.now()  # the real clock: STUCK_AFTER measures how long the call has lasted
+    if not Delivery.objects.filter(pk=delivery.pk, attempt_id=delivery.attempt_id, status=Status.SENDING).update(
+            sending_started_at=started_at):
+        return False
+    delivery.sending_started_at = started_at
+    return True
 
 
 def delivery_send(delivery: Delivery, *, client=None, mail_connection=None,
@@ -168,6 +183,9 @@ def deliveries_send_due(*, limit: int = 50, max_batches: int | None = None, time
                     mail = channels.email_connection()
                     mail.open()
                 for delivery in rows:
+                    if not delivery_sending_begin(delivery=delivery):
+                        counts["taken_over"] = counts.get("taken_over", 0) + 1
+                        continue
                     result = delivery_send(delivery, client=client, mail_connection=mail)
                     row = delivery_record(delivery=delivery, result=result)
                     if row is not None:

@@ -7,6 +7,9 @@ Numbers are sent in E.164 form (national numbers read as SMS_DEFAULT_REGION's, "
 - "http": the generic HTTP provider: POSTs JSON {"to", "from", "text"} to SMS_HTTP_URL with
   HTTP basic auth SMS_HTTP_USERNAME / SMS_HTTP_PASSWORD, and reads {"id": ...} back.
   Most SMS gateways (and self-hosted ones) accept this shape or sit behind one that does.
+  An `Idempotency-Key` header names the message (the delivery's or reminder's uuid, the same
+  on every retry): a provider that honours it sends a retried message once, e.g. when its
+  answer was lost to a timeout after it had accepted the message.
 
 GSM-7 vs UCS-2 segment counting lives here too, so templates can show it.
 """
@@ -63,13 +66,13 @@ class SmsResult:
 
 
 class ConsoleBackend:
-    def send(self, *, to: str, text: str, sender: str) -> SmsResult:
+    def send(self, *, to: str, text: str, sender: str, idempotency_key: str = "") -> SmsResult:
         sys.stdout.write(f"[SMS from {sender} to {to}] {text}\n")
         return SmsResult(provider_id=f"console-{uuid.uuid4()}")
 
 
 class FileBackend:
-    def send(self, *, to: str, text: str, sender: str) -> SmsResult:
+    def send(self, *, to: str, text: str, sender: str, idempotency_key: str = "") -> SmsResult:
         path = settings.DATA_DIR / "sms-outbox.jsonl"
         provider_id = f"file-{uuid.uuid4()}"
         with path.open("a", encoding="utf-8") as fh:
@@ -80,13 +83,14 @@ class FileBackend:
 class HttpBackend:
     timeout = 10.0
 
-    def send(self, *, to: str, text: str, sender: str) -> SmsResult:
+    def send(self, *, to: str, text: str, sender: str, idempotency_key: str = "") -> SmsResult:
         if not settings.SMS_HTTP_URL:
             raise SmsError("SMS_HTTP_URL is not set")
         auth = (settings.SMS_HTTP_USERNAME, settings.SMS_HTTP_PASSWORD) if settings.SMS_HTTP_USERNAME else None
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         try:
             response = httpx.post(settings.SMS_HTTP_URL, json={"to": to, "from": sender, "text": text},
-                                  auth=auth, timeout=self.timeout)
+                                  auth=auth, headers=headers, timeout=self.timeout)
         except httpx.HTTPError as exc:
             raise SmsError(f"SMS provider unreachable: {exc}") from exc
         if response.status_code >= 300:
@@ -124,7 +128,8 @@ def phone_e164(raw: str, region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def send_sms(*, to: str, text: str, sender: str | None = None) -> SmsResult:
+def send_sms(*, to: str, text: str, sender: str | None = None, idempotency_key: str = "") -> SmsResult:
     if not to:
         raise SmsError("no phone number", permanent=True)
-    return get_backend().send(to=phone_e164(to), text=text, sender=sender or settings.SMS_SENDER)
+    return get_backend().send(to=phone_e164(to), text=text, sender=sender or settings.SMS_SENDER,
+                              idempotency_key=idempotency_key)

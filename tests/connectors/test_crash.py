@@ -90,3 +90,60 @@ def test_an_api_import_whose_worker_died_is_failed_not_left_running():
     assert [j.pk for j in import_jobs_recover()] == [job.pk]
     job.refresh_from_db()
     assert job.status == ImportJob.Status.FAILED and "Send the call again" in job.message
+
+
+def _status_writer_killed(export_dir: Path, when: str) -> subprocess.Popen:
+    """`write_status_files` (the scheduled task) in its own process, killed by SIGKILL at the
+    moment its status file is renamed to its final name: just before, or just after."""
+    code = (
+        "import os, signal, django; django.setup()\n"
+        "from django.conf import settings; settings.CONNECTORS_EXPORT_DIR = os.environ['EXPORT_DIR']\n"
+        "real = os.replace\n"
+        "def replace(src, dst):\n"
+        f"    if {when!r} == 'after':\n"
+        "        real(src, dst)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "os.replace = replace\n"
+        "from connectors.tasks import write_status_files; write_status_files()\n")
+    db = dj_settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@/{db['NAME']}?host={db['HOST']}&port={db['PORT']}"
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.test",
+           "EXPORT_DIR": str(export_dir)}
+    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_status_file_writer_killed_at_the_rename_exports_each_event_once(tmp_path, settings, when):
+    import csv
+    import io
+
+    from connectors.exports import export_cursor_create
+    from connectors.models import ExportJob
+    from connectors.tasks import write_status_files
+    from notifications.dispatch import dispatch_pending
+    from tests.factories import CustomerFactory, make_request
+
+    settings.CONNECTORS_EXPORT_DIR = tmp_path / "out"
+    creditor = CreditorFactory()
+    cursor = export_cursor_create(name="erp-status", creditor=creditor)
+    customer = CustomerFactory(creditor=creditor)
+    for _ in range(3):
+        make_request(customer)
+    dispatch_pending()
+    # when the writer is killed at its rename, then the schedule runs again, twice
+    proc = _status_writer_killed(tmp_path / "out", when)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    time.sleep(1.1)  # the next run comes later (file names carry the second they were written in)
+    write_status_files()
+    write_status_files()
+    # then what an ERP reads (the visible files) holds every queued event exactly once
+    folder = tmp_path / "out" / "erp-status"
+    visible = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    ids = [int(row["event_id"]) for path in visible for row in csv.DictReader(io.StringIO(path.read_text("utf-8")))]
+    expected = list(Event.objects.filter(type__in=["invoice.created", "payment_request.created"],
+                                         creditor_id=creditor.pk).order_by("pk").values_list("pk", flat=True))
+    assert ids == expected and len(expected) == 6
+    assert len(visible) == 1 and not list(folder.glob(".*"))
+    assert [Path(p) for p in ExportJob.objects.filter(cursor=cursor).values_list("path", flat=True)] == visible

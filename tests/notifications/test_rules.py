@@ -1,6 +1,7 @@
 """Rules, conditions, restricted templates and the email / SMS / file channels."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -199,6 +201,25 @@ def test_sms_through_the_http_provider(settings):
         dispatch_pending()
         deliveries_send_due()
         assert Delivery.objects.get(event__payload__payment_id=2).status == Delivery.Status.DEAD
+    finally:
+        sms_provider.stop()
+
+
+def test_a_retried_sms_carries_the_same_idempotency_key_to_the_http_provider(settings):
+    """A provider that accepted a message but whose answer was lost (here a 503) sees the retry
+    with the same key, so it can send the message once."""
+    sms_provider = Receiver().start()
+    try:
+        settings.SMS_BACKEND, settings.SMS_HTTP_URL = "http", sms_provider.url
+        rule(channel="sms")
+        emit()
+        dispatch_pending()
+        sms_provider.script = [503]
+        assert deliveries_send_due()["failed"] == 1
+        assert deliveries_send_due(now=timezone.now() + dt.timedelta(hours=1))["sent"] == 1
+        delivery = Delivery.objects.get()
+        keys = [r.headers.get("idempotency-key") for r in sms_provider.requests]
+        assert keys == [str(delivery.uuid)] * 2
     finally:
         sms_provider.stop()
 

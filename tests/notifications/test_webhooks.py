@@ -268,3 +268,56 @@ def test_a_sender_crash_between_send_and_commit_does_not_send_twice(receiver):
     delivery_replay(delivery=delivery)
     deliveries_send_due()
     assert [r.headers["webhook-id"] for r in receiver.requests] == [f"msg_{delivery.uuid.hex}"] * 2
+
+
+def test_a_batch_slower_than_the_stuck_delay_does_not_send_what_the_recovery_took(receiver, settings):
+    """A sender claims a batch, then waits on a slow receiver; meanwhile the rest of its batch
+    becomes "stuck" for the recovery, which resends it through another sender. The first sender,
+    once unblocked, must not send those rows a second time."""
+    import threading
+
+    from django.db import connection
+
+    settings.NOTIFICATIONS_RESEND_INTERRUPTED = ("webhook",)
+    webhook_rule(receiver.url)
+    for _ in range(3):
+        emit()
+    dispatch_pending()
+    first_request, release = threading.Event(), threading.Event()
+
+    def slow_first(request):
+        if not first_request.is_set():
+            first_request.set()
+            release.wait(30)
+
+    receiver.on_request = slow_first
+    outcome = {}
+
+    def slow_sender():  # a worker of its own, with its own database connection
+        try:
+            outcome["counts"] = deliveries_send_due()
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=slow_sender)
+    worker.start()
+    try:
+        assert first_request.wait(30)
+        # when: the rows still waiting in its batch were claimed more than STUCK_AFTER ago
+        in_flight = receiver.requests[0].headers["webhook-id"]
+        waiting = [d.pk for d in Delivery.objects.filter(status=Delivery.Status.SENDING)
+                   if f"msg_{d.uuid.hex}" != in_flight]
+        assert len(waiting) == 2
+        Delivery.objects.filter(pk__in=waiting).update(sending_started_at=later(minutes=-11))
+        # the recovery resends them, and another sender sends them
+        assert deliveries_recover_stuck() == {"resent": 2, "dead": 0}
+        assert deliveries_send_due()["sent"] == 2
+    finally:
+        release.set()
+        worker.join(30)
+    receiver.on_request = None
+    # then: each delivery reached the receiver once, and all are sent
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    assert len(ids) == 3 and len(set(ids)) == 3, ids
+    assert outcome["counts"]["sent"] == 1
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SENT}
