@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,11 +27,13 @@ from collections_app.virtual_ibans.models import VirtualIBANRange
 from collections_app.virtual_ibans.services import virtual_ibans_ensure_bulk
 from connectors.importing.fields import names_required_fields
 from connectors.importing.normalise import RowError
-from connectors.importing.pipeline import ImportRun, run_import
+from connectors.importing.pipeline import ImportRun, run_import, valid_refs
 from connectors.importing.reader import ImportFileError, RowSource, dict_rows, open_rows
 from connectors.models import ColumnMapping, ImportJob
 from connectors.spreadsheet import SafeWriter
 from notifications.services import event_emit
+
+logger = logging.getLogger(__name__)
 
 ERRORS_KEPT = 20_000
 API_MAX_ROWS = 10_000
@@ -213,20 +216,53 @@ def import_job_enqueue(*, job_id: int) -> None:
     async_task("connectors.tasks.run_import_job", job_id, q_options={"task_name": f"import-{job_id}"})
 
 
+def _reading(job: ImportJob) -> dict[str, Any]:
+    """How the job's file is read: its mapping's settings, else the defaults."""
+    mapping = job.mapping
+    return {"columns": mapping.columns if mapping else None,
+            "default_currency": (mapping.default_currency if mapping and mapping.default_currency
+                                 else job.creditor.default_currency),
+            "date_format": mapping.date_format if mapping else "",
+            "decimal_separator": mapping.decimal_separator if mapping else "auto"}
+
+
+RETURN_FILE_GRACE = dt.timedelta(minutes=2)
+
+
+def import_jobs_write_missing_return_files(*, now: dt.datetime | None = None) -> list[ImportJob]:
+    """File imports that committed but whose worker died before writing their return file (it
+    is written just after the commit): written now, for the rows the import wrote, found again
+    from its file. Without this the ERP would never get the pay links of that import."""
+    now = now or timezone.now()
+    written = []
+    candidates = (ImportJob.objects.filter(status__in=[ImportJob.Status.SUCCEEDED, ImportJob.Status.PARTIAL],
+                                           dry_run=False, return_file="", rows_valid__gt=0,
+                                           finished_at__lt=now - RETURN_FILE_GRACE)
+                  .exclude(file="").order_by("pk").values_list("pk", flat=True))
+    for job_id in candidates:
+        with transaction.atomic():
+            job = ImportJob.objects.select_for_update(skip_locked=True).filter(pk=job_id, return_file="").first()
+            if job is None:
+                continue
+            try:
+                refs = valid_refs(_source_for(job, None), **_reading(job),
+                                  rejected_rows={error["row"] for error in job.errors})
+            except (ImportFileError, OSError) as exc:
+                logger.warning("import %s: its return file cannot be written again: %s", job.pk, exc)
+                continue
+            written.append(import_job_write_return_file(job=job, refs=refs))
+    return written
+
+
 def _run_claimed(job: ImportJob, *, items: list[dict] | None, engine: str,
                  progress: Callable[[str, float, int], None] | None, collect_outcomes: bool,
                  write_return_file: bool) -> tuple[ImportJob, ImportRun | None]:
-    mapping = job.mapping
     report = _progress_writer(job, progress)
     run = ImportRun()
     try:
         source = _source_for(job, items)
         run = run_import(
-            creditor=job.creditor, source=source, columns=mapping.columns if mapping else None,
-            default_currency=(mapping.default_currency if mapping and mapping.default_currency
-                              else job.creditor.default_currency),
-            date_format=mapping.date_format if mapping else "",
-            decimal_separator=mapping.decimal_separator if mapping else "auto",
+            creditor=job.creditor, source=source, **_reading(job),
             all_or_nothing=job.mode == ImportJob.Mode.ALL_OR_NOTHING, dry_run=job.dry_run, engine=engine,
             progress=report, collect_outcomes=collect_outcomes, keep_row_refs=items is not None,
             on_written=lambda r: _finish(job, r, status=(ImportJob.Status.PARTIAL if r.errors

@@ -13,10 +13,12 @@ def run_import_job(job_id: int) -> str:
 def poll_drop_folder() -> list[int]:
     """Every minute: files dropped by ERPs become import jobs, run one after the other."""
     from connectors.models import ImportJob
-    from connectors.services import drop_folder_scan, import_jobs_recover
+    from connectors.services import drop_folder_scan, import_jobs_recover, import_jobs_write_missing_return_files
 
-    # Jobs whose worker died go back to pending (drop-folder ones are run below).
+    # Jobs whose worker died go back to pending (drop-folder ones are run below), and the
+    # return files that a dead worker did not write after its commit are written.
     import_jobs_recover()
+    import_jobs_write_missing_return_files()
     drop_folder_scan()
     # Also the jobs of an earlier pass that crashed before running them (the claim makes a
     # job run once even when two clusters poll at the same time).

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,34 @@ def repeats_header(values: list[Any], headers: list[str]) -> bool:
         headers[:len(values)] and len(values) >= min(len(headers), 2)
 
 
+def make_normaliser(source: RowSource, *, columns: dict[str, str] | None, default_currency: str, date_format: str,
+                    decimal_separator: str) -> Normaliser:
+    return Normaliser(headers=source.headers, column_fields=resolve_headers(source.headers, columns),
+                      default_currency=default_currency, date_format=date_format, decimal_separator=decimal_separator)
+
+
+def data_rows(source: RowSource, normaliser: Normaliser, run: ImportRun) -> Iterator[tuple[int, list[Any]]]:
+    """The file's rows, without its totals row and repeated headers (noted in the run)."""
+    for number, values in source.rows:
+        if source.kind != "api" and (label := totals_label(values, normaliser)) is not None:
+            run.totals_rows.append((number, label))
+        elif source.kind != "api" and repeats_header(values, source.headers):
+            run.header_rows.append(number)
+        else:
+            yield number, values
+
+
+def valid_refs(source: RowSource, *, columns: dict[str, str] | None, default_currency: str, date_format: str,
+               decimal_separator: str, rejected_rows: set[int]) -> dict[str, int]:
+    """external_ref -> row of the rows an import wrote, found again from its file: the rows that
+    are valid, less those it rejected later (checks against the database)."""
+    normaliser = make_normaliser(source, columns=columns, default_currency=default_currency,
+                                 date_format=date_format, decimal_separator=decimal_separator)
+    for number, values in data_rows(source, normaliser, ImportRun()):
+        normaliser.clean(number, values)
+    return {ref: row for ref, row in normaliser.seen.items() if row not in rejected_rows}
+
+
 def choose_engine(engine: str = "auto") -> str:
     if engine == "auto":
         return "postgres" if connection.vendor == "postgresql" else "orm"
@@ -96,9 +124,8 @@ def run_import(*, creditor, source: RowSource, columns: dict[str, str] | None, d
     engine = choose_engine(engine)
     report = progress or (lambda phase, fraction, rows: None)
     run = ImportRun()
-    normaliser = Normaliser(headers=source.headers, column_fields=resolve_headers(source.headers, columns),
-                            default_currency=default_currency, date_format=date_format,
-                            decimal_separator=decimal_separator)
+    normaliser = make_normaliser(source, columns=columns, default_currency=default_currency,
+                                 date_format=date_format, decimal_separator=decimal_separator)
     missing = normaliser.missing_columns()
     if missing:
         run.errors = [RowError(1, f, _("No column is recognised as %(field)s (%(label)s).")
@@ -110,13 +137,7 @@ def run_import(*, creditor, source: RowSource, columns: dict[str, str] | None, d
     last = time.monotonic()
     report("reading", 0.0, 0)
     try:
-        for number, values in source.rows:
-            if source.kind != "api" and (label := totals_label(values, normaliser)) is not None:
-                run.totals_rows.append((number, label))
-                continue
-            if source.kind != "api" and repeats_header(values, source.headers):
-                run.header_rows.append(number)
-                continue
+        for number, values in data_rows(source, normaliser, run):
             run.rows_total += 1
             clean, errors = normaliser.clean(number, values)
             if keep_row_refs:

@@ -2,6 +2,7 @@
 "running" for ever, and it runs again to the end (real processes, PostgreSQL)."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -147,3 +148,34 @@ def test_a_status_file_writer_killed_at_the_rename_exports_each_event_once(tmp_p
     assert ids == expected and len(expected) == 6
     assert len(visible) == 1 and not list(folder.glob(".*"))
     assert [Path(p) for p in ExportJob.objects.filter(cursor=cursor).values_list("path", flat=True)] == visible
+
+
+@pytest.mark.django_db
+def test_a_return_file_that_a_dead_worker_did_not_write_is_written_by_the_next_poll(tmp_path):
+    from django.core.files import File
+    from django.utils import timezone
+
+    from connectors.services import import_job_run, import_jobs_write_missing_return_files
+    from connectors.tasks import poll_drop_folder
+
+    creditor = CreditorFactory()
+    text = ("Titre\r\nN° facture;Code client;Nom;Montant TTC;Échéance\r\nRF-1;K1;Client Un;100,00;31/12/2099\r\n"
+            "RF-2;K2;Client Deux;-5,00;31/12/2099\r\nRF-3;K1;Client Un;20,00;31/12/2099\r\n")
+    path = tmp_path / "erp.csv"
+    path.write_bytes(text.encode("cp1252"))
+    with open(path, "rb") as handle:
+        job = import_job_create(creditor=creditor, filename="erp.csv", content=File(handle, name="erp.csv"),
+                                mode=ImportJob.Mode.VALID_ROWS)
+    job, _run = import_job_run(job=job)
+    expected = job.return_file.open("rb").read()
+    # given the worker died right after the import committed: no return file
+    ImportJob.objects.filter(pk=job.pk).update(return_file="")
+    # then a poll soon after leaves it to that worker, a later one writes it, once
+    assert import_jobs_write_missing_return_files() == []
+    later = timezone.now() + dt.timedelta(minutes=5)
+    assert [j.pk for j in import_jobs_write_missing_return_files(now=later)] == [job.pk]
+    job.refresh_from_db()
+    assert job.return_file.open("rb").read() == expected
+    assert b"RF-1" in expected and b"RF-3" in expected and b"RF-2" not in expected
+    assert import_jobs_write_missing_return_files(now=later) == []
+    poll_drop_folder()  # the every-minute task calls it
