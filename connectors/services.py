@@ -54,7 +54,8 @@ def _job_payload(job: ImportJob, previous: str | None) -> dict[str, Any]:
 def import_job_create(*, creditor: Creditor, source: str = ImportJob.Source.UPLOAD, filename: str = "",
                       content: bytes | File | None = None, mapping: ColumnMapping | None = None,
                       mode: str = ImportJob.Mode.ALL_OR_NOTHING, dry_run: bool = False,
-                      created_by=None) -> ImportJob:
+                      created_by=None, stored_name: str = "") -> ImportJob:
+    """stored_name: the name the file is kept under (default: filename's)."""
     if mapping is not None and mapping.creditor_id != creditor.pk:
         raise ValidationFailed(_("The column mapping belongs to another creditor."), field="mapping")
     if mode not in ImportJob.Mode.values:
@@ -63,7 +64,7 @@ def import_job_create(*, creditor: Creditor, source: str = ImportJob.Source.UPLO
                     dry_run=dry_run, created_by=created_by)
     if content is not None:
         file = ContentFile(content) if isinstance(content, bytes) else content
-        job.file.save(Path(filename or "import.csv").name, file, save=False)
+        job.file.save(stored_name or Path(filename or "import.csv").name, file, save=False)
     job.save()
     return job
 
@@ -406,8 +407,9 @@ def drop_folder_scan(*, now=None) -> list[ImportJob]:
     The file is moved (same filesystem: atomic) into IMPORT_DIR/<mapping>/processing/ and
     locked before its job is created, so two scanners never take the same file; ERPs should
     write a file under a temporary name (a leading dot or .tmp/.part suffix) and rename it when
-    complete. A file that a dead scanner left in processing/ becomes a job on the next scan
-    (if it died after creating the job, the file is imported twice: that creates nothing new)."""
+    complete. A file that a dead scanner left in processing/ becomes a job on the next scan,
+    unless the scanner died after creating its job (the job's file carries the claimed name):
+    then it is only moved on, and its pending job runs as usual."""
     jobs = []
     base = import_dir()
     base.mkdir(parents=True, exist_ok=True)
@@ -427,9 +429,13 @@ def drop_folder_scan(*, now=None) -> list[ImportJob]:
         done.mkdir(exist_ok=True)
         for claimed, handle, name in work:
             with handle:
-                job = import_job_create(creditor=mapping.creditor, source=ImportJob.Source.DROP_FOLDER,
-                                        filename=name, content=File(handle, name=name), mapping=mapping)
+                job = ImportJob.objects.filter(source=ImportJob.Source.DROP_FOLDER,
+                                               file__endswith=f"/{claimed.name}").first()
+                if job is None:
+                    job = import_job_create(creditor=mapping.creditor, source=ImportJob.Source.DROP_FOLDER,
+                                            filename=name, content=File(handle, name=name), mapping=mapping,
+                                            stored_name=claimed.name)
+                    jobs.append(job)
                 shutil.move(str(claimed), done / claimed.name)
-            jobs.append(job)
     return jobs
 

@@ -173,6 +173,33 @@ def test_drop_folder_takes_back_files_a_dead_scanner_left_in_processing(settings
     assert not list(processing.iterdir())
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_file_whose_scanner_died_after_creating_its_job_is_not_imported_twice(settings, tmp_path):
+    from django.core.files import File
+
+    from connectors.services import drop_folder_scan, import_job_create
+    from tests.factories import CreditorFactory
+
+    creditor = CreditorFactory()
+    settings.CONNECTORS_IMPORT_DIR = tmp_path / "in"
+    mapping = ColumnMapping.objects.create(name="erp-c", creditor=creditor)
+    processing = tmp_path / "in" / "erp-c" / "processing"
+    processing.mkdir(parents=True)
+    # given a scanner that claimed a file, created its job, and died before moving the file on
+    claimed = processing / "20260304T060000-a1b2c3-daily.csv"
+    shutil.copy(FILES / "utf8_bom_english.csv", claimed)
+    with open(claimed, "rb") as handle:
+        job = import_job_create(creditor=creditor, source=ImportJob.Source.DROP_FOLDER, filename="daily.csv",
+                                content=File(handle, name="daily.csv"), mapping=mapping, stored_name=claimed.name)
+    # when the drop folder is scanned again
+    assert drop_folder_scan() == []
+    # then the file is moved on without a second job, and its job runs once
+    assert not list(processing.iterdir())
+    assert ImportJob.objects.count() == 1
+    assert poll_drop_folder() == [job.pk]
+    assert ImportJob.objects.get().invoices_created == 2
+
+
 @pytest.mark.django_db
 def test_status_files_have_every_change_once(creditor, customer, settings, tmp_path):
     settings.CONNECTORS_EXPORT_DIR = tmp_path / "out"
