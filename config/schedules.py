@@ -42,6 +42,9 @@ SCHEDULES: list[dict] = [
     # safe to overlap: attempts are claimed with SKIP LOCKED under unique constraints)
     {"name": "sepa-export", "func": "collections_app.sepa.tasks.sepa_export_daily",
      "schedule_type": Schedule.DAILY},
+    # files a killed run recorded but did not write leave within minutes, not the next day
+    {"name": "write-sepa-files", "func": "collections_app.sepa.tasks.write_pending_files",
+     "schedule_type": Schedule.MINUTES, "minutes": 5},
     {"name": "charge-card-instalments", "func": "collections_app.retries.tasks.charge_cards_daily",
      "schedule_type": Schedule.DAILY},
     {"name": "run-retries", "func": "collections_app.retries.tasks.run_retries_daily",

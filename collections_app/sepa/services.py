@@ -334,9 +334,16 @@ def sepa_export(*, today: dt.date | None = None, only_retries: bool = False,
             result.errors.append(_("%(creditor)s: the pain.008 file does not validate: %(errors)s")
                                  % {"creditor": creditor, "errors": "; ".join(exc.errors[:5])})
     if write:
-        for sepa_file in SepaFile.objects.filter(status=SepaFile.Status.GENERATED):
-            sepa_file_write(sepa_file=sepa_file)
+        sepa_files_write_pending()
     return result
+
+
+def sepa_files_write_pending() -> list[SepaFile]:
+    """Write the generated files not in the outgoing folder yet: the collection run's, and any
+    that a run killed between recording and writing them left behind (the write-sepa-files
+    schedule passes every few minutes, so they still leave before the bank's cut-off)."""
+    return [sepa_file_write(sepa_file=sepa_file)
+            for sepa_file in SepaFile.objects.filter(status=SepaFile.Status.GENERATED).order_by("pk")]
 
 
 def outgoing_dir() -> Path:

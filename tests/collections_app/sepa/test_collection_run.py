@@ -214,3 +214,21 @@ def test_staff_write_a_file_to_the_outgoing_folder_again(admin_client, creditor,
     sepa_file.refresh_from_db()
     assert Path(sepa_file.written_path).read_text() == sepa_file.content
     assert sepa_file.status == SepaFile.Status.WRITTEN
+
+
+def test_a_file_a_killed_run_recorded_but_did_not_write_leaves_within_minutes(creditor):
+    from collections_app.sepa.tasks import write_pending_files
+
+    customer = CustomerFactory(creditor=creditor)
+    sepa_plan(customer, first_due=MONDAY + dt.timedelta(days=1), iban=DEBTOR_IBANS[0])
+    # given a run that recorded its file and died before writing it
+    sepa_export(today=MONDAY, write=False)
+    sepa_file = SepaFile.objects.get()
+    assert sepa_file.status == SepaFile.Status.GENERATED
+    # when the write-sepa-files schedule passes (twice: once is enough)
+    assert write_pending_files() == 1
+    assert write_pending_files() == 0
+    # then the file is in the outgoing folder, as the run would have left it
+    sepa_file.refresh_from_db()
+    assert sepa_file.status == SepaFile.Status.WRITTEN
+    assert Path(sepa_file.written_path).read_text() == sepa_file.content
