@@ -233,6 +233,19 @@ def endpoint_ping(*, endpoint: WebhookEndpoint) -> Delivery:
     return delivery_send_now(delivery)
 
 
+@transaction.atomic
+def email_queue(*, to: str, subject: str, text: str, creditor_id: int | None = None) -> Delivery:
+    """An email written in the caller's transaction and sent by the delivery sender once it
+    commits: retried, recovered after a crash, replayable from the admin, never lost with the
+    process that asked for it (the transactional outbox, for messages that no rule sends)."""
+    from notifications.rules import schedule_send_on_commit
+
+    delivery = Delivery.objects.create(channel="email", recipient=to, creditor_id=creditor_id, subject=subject[:300],
+                                       body_text=text, next_attempt_at=timezone.now())
+    schedule_send_on_commit()
+    return delivery
+
+
 REPLAYABLE = (Delivery.Status.SENT, Delivery.Status.DEAD, Delivery.Status.SKIPPED)
 
 

@@ -450,8 +450,7 @@ def sepa_mandate_sign(*, payment_request: PaymentRequest, nonce: str, holder_nam
         submission.collection_date = sepa_first_debit_date(today=today)
     submission.status = PaySubmission.Status.SUCCEEDED
     submission.save()
-    submission_id = submission.pk
-    transaction.on_commit(lambda: mandate_confirmation_send(submission_id=submission_id))
+    mandate_confirmation_queue(submission=submission)
     return submission, True
 
 
@@ -462,27 +461,23 @@ def sepa_debits(submission: PaySubmission) -> list[tuple[dt.date, Decimal]]:
     return [(submission.collection_date, submission.amount)]
 
 
-def mandate_confirmation_send(*, submission_id: int) -> bool:
-    """Email the signed mandate and the pre-notification (amounts and debit dates)."""
-    submission = PaySubmission.objects.select_related("mandate", "payment_request__creditor",
-                                                      "payment_request__customer").get(pk=submission_id)
+def mandate_confirmation_queue(*, submission: PaySubmission):
+    """Email the signed mandate and the pre-notification (amounts and debit dates), in the
+    submission's own transaction: the delivery sender sends it once committed, and retries it,
+    so the notice the SEPA rulebook requires is not lost with a web process or an SMTP outage."""
+    from notifications.services import email_queue
+
     customer = submission.payment_request.customer
     if not customer.email:
-        return False
+        return None
     context = {"submission": submission, "mandate": submission.mandate, "request": submission.payment_request,
                "creditor": submission.payment_request.creditor, "customer": customer,
                "debits": sepa_debits(submission)}
     with translation.override(customer.locale or "fr"):
         subject = _("Your direct debit mandate %(reference)s") % {"reference": submission.mandate.reference}
         text = render_to_string("paypages/email/mandate_confirmation.txt", context)
-    message = EmailMultiAlternatives(subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL,
-                                     to=[customer.email])
-    try:
-        message.send()
-    except Exception:  # the mandate stands; the email can be sent again from the admin
-        logger.exception("mandate confirmation email for submission %s failed", submission_id)
-        return False
-    return True
+    return email_queue(to=customer.email, subject=subject, text=text,
+                       creditor_id=submission.payment_request.creditor_id)
 
 
 # --------------------------------------------------------------------------- portal

@@ -16,6 +16,7 @@ from collections_app import business_days
 from collections_app.paypages import qr
 from collections_app.paypages import services as pp
 from notifications.models import Event
+from notifications.sender import deliveries_send_due
 from tests.collections_app.paypages.conftest import form_nonce
 from tests.factories import make_request
 
@@ -63,6 +64,9 @@ def test_sepa_mandate_signed_with_evidence_debit_reserved_and_prenotified(client
     html = client.get(response["Location"] + "?lang=en").content.decode()
     assert mandate.reference in html and pay_request.creditor.sepa_creditor_identifier in html
     assert submission.collection_date.strftime("%m/%d/%Y") in html
+    # the notice is in the outbox with the mandate, and leaves with the delivery sender
+    assert not mail.outbox
+    assert deliveries_send_due()["sent"] == 1
     assert len(mail.outbox) == 1
     email = mail.outbox[0]
     assert email.to == [pay_request.customer.email]
@@ -91,6 +95,7 @@ def test_sepa_instalments_plan_scheduled_on_business_days(client, debtor, django
     assert all(business_days.is_target2_business_day(i.due_date) for i in installments)
     assert request.payments.count() == 0  # scheduled, collected by the SEPA run
     assert Event.objects.filter(type="instalment_plan.created").count() == 1
+    deliveries_send_due()
     body = mail.outbox[0].body
     assert all(i.due_date.strftime("%d/%m/%Y") in body for i in installments)
 
