@@ -429,8 +429,9 @@ def drop_folder_scan(*, now=None) -> list[ImportJob]:
         done.mkdir(exist_ok=True)
         for claimed, handle, name in work:
             with handle:
+                # (the storage may add a suffix to a name it already holds: its stem is unique)
                 job = ImportJob.objects.filter(source=ImportJob.Source.DROP_FOLDER,
-                                               file__endswith=f"/{claimed.name}").first()
+                                               file__contains=f"/{Path(claimed.name).stem}").first()
                 if job is None:
                     job = import_job_create(creditor=mapping.creditor, source=ImportJob.Source.DROP_FOLDER,
                                             filename=name, content=File(handle, name=name), mapping=mapping,
