@@ -88,6 +88,13 @@ DEFAULT_HEADERS: dict[str, tuple[str, ...]] = {
     "description": ("description", "label", "libelle", "designation", "objet", "memo", "commentaire"),
 }
 
+# Columns only an export with one row per invoice *line* has (Xero's invoice export, Zoho's
+# item export, FreshBooks' invoice details): there, an invoice number comes back on each of its
+# lines with the same invoice-level values.
+LINE_COLUMNS = frozenset({"quantity", "qty", "quantite", "unit_amount", "unit_price", "unitprice", "prix_unitaire",
+                          "pu_ht", "line_amount", "line_total", "montant_ligne", "item_name", "item_price",
+                          "item_total", "line_description", "article", "produit"})
+
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -164,3 +171,7 @@ def names_required_fields(headers: list[str], columns: dict[str, str] | None = N
     """Whether a row can be the header row: it names every required field."""
     found = field_columns(resolve_headers(headers, columns))
     return all(field in found for field, (_label, required) in FIELDS.items() if required)
+
+
+def is_lines_export(headers: list[str]) -> bool:
+    return any(header_key(h) in LINE_COLUMNS for h in headers)

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from django.utils.translation import gettext as _
 
 from collections_app.money import is_known_currency, quantum
-from connectors.importing.fields import FIELDS, field_columns
+from connectors.importing.fields import FIELDS, field_columns, is_lines_export
 
 MAX_LENGTHS = {"external_ref": 64, "customer_ref": 64, "name": 140, "email": 254, "phone": 32,
                "description": 255}
@@ -185,6 +185,8 @@ class Normaliser:
         self.today = today or dt.date.today()
         self.seen: dict[str, int] = {}
         self.has_balance = "balance" in self.field_columns
+        # invoice number -> its invoice-level values, in an export with one row per invoice line
+        self.invoices: dict[str, tuple] | None = {} if is_lines_export(headers) else None
         self._dates: dict[str, dt.date] = {}
         self._text_columns = [(f, self.field_columns.get(f), FIELDS[f][1], MAX_LENGTHS[f])
                               for f in ("external_ref", "customer_ref", "name", "email", "phone", "description")]
@@ -321,12 +323,17 @@ class Normaliser:
         ref = text["external_ref"]
         if ref:
             first = self.seen.get(ref)
+            invoice = (text["customer_ref"], text["name"], amount, currency, issue_date, due_date, balance)
             if first is not None:
+                if self.invoices is not None and not errors and self.invoices.get(ref) == invoice:
+                    return None, []  # a further line of the invoice of row `first`
                 errors.append(RowError(number, self.column_name("external_ref"),
                                        _("Invoice number %(ref)s is already on row %(row)s.")
                                        % {"ref": ref, "row": first}))
             elif not errors:
                 self.seen[ref] = number
+                if self.invoices is not None:
+                    self.invoices[ref] = invoice
         if errors:
             return None, errors
         return CleanRow(number, ref, text["customer_ref"], text["name"], email, text["phone"], amount,

@@ -39,10 +39,16 @@ class ImportRun:
     row_refs: dict[int, str] = field(default_factory=dict)  # row -> external_ref (API answers)
     totals_rows: list[tuple[int, str]] = field(default_factory=list)  # (row, label): read, not imported
     header_rows: list[int] = field(default_factory=list)  # the header again (page breaks of a report)
+    line_rows: int = 0  # further lines of an invoice already read (exports with a row per line)
 
     def notes(self) -> str:
         notes = [_("Row %(row)s reads as a totals row (“%(label)s”): it was not imported.")
                  % {"row": row, "label": label} for row, label in self.totals_rows]
+        if self.line_rows:
+            notes.append(ngettext("%(count)s row is a further line of an invoice above: its invoice was imported "
+                                  "once.",
+                                  "%(count)s rows are further lines of invoices above: each invoice was imported "
+                                  "once.", self.line_rows) % {"count": self.line_rows})
         if self.header_rows:
             notes.append(ngettext("Row %(rows)s repeats the header row: it was not imported.",
                                   "Rows %(rows)s repeat the header row: they were not imported.",
@@ -138,8 +144,11 @@ def run_import(*, creditor, source: RowSource, columns: dict[str, str] | None, d
     report("reading", 0.0, 0)
     try:
         for number, values in data_rows(source, normaliser, run):
-            run.rows_total += 1
             clean, errors = normaliser.clean(number, values)
+            if clean is None and not errors:
+                run.line_rows += 1
+                continue
+            run.rows_total += 1
             if keep_row_refs:
                 ref = normaliser._cell(values, "external_ref") if clean is None else clean.external_ref
                 run.row_refs[number] = str(ref or "").strip()

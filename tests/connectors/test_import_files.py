@@ -737,6 +737,32 @@ def test_xero_sales_account_code_is_not_the_customer(creditor, engine, tmp_path)
     assert Customer.objects.filter(creditor=creditor).count() == 2
 
 
+XERO_TWO_LINES = XERO_LINES + (
+    "Garage Martin,compta@garage-martin.example,INV-0012,PO-7781,15/01/2099,14/02/2099,1200.00,200.00,"
+    "200.00,1000.00,Pièces,2,100.00,200.00,200,20% (VAT on Income),EUR,Sales invoice,AUTHORISED\n")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_export_with_a_row_per_invoice_line_imports_each_invoice_once(creditor, engine, tmp_path, settings):
+    # given Xero's invoice export: one row per line, the invoice's values repeated on each
+    settings.LANGUAGE_CODE = "en"
+    job = _run_text(creditor, tmp_path, "xero_lines.csv", XERO_TWO_LINES, engine=engine)
+    # then INV-0012 is one invoice, its first line's label, and the job says why a row is left
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert (job.rows_total, job.invoices_created) == (2, 2)
+    invoice = Invoice.objects.get(creditor=creditor, external_ref="INV-0012")
+    assert (invoice.amount_total, invoice.description) == (Decimal("1200.00"), "Révision")
+    assert job.message == "1 row is a further line of an invoice above: its invoice was imported once."
+    # but a line whose invoice-level values differ is the error it always was
+    clash = XERO_TWO_LINES.replace(",1200.00,200.00,\n", ",1300.00,200.00,\n").replace(
+        "INV-0012,PO-7781,15/01/2099,14/02/2099,1200.00,200.00,200.00,1000.00,Pièces",
+        "INV-0012,PO-7781,15/01/2099,14/02/2099,1300.00,200.00,200.00,1000.00,Pièces")
+    job = _run_text(creditor, tmp_path, "xero_clash.csv", clash, engine=engine)
+    assert job.status == ImportJob.Status.FAILED
+    assert job.errors == [{"row": 4, "column": "InvoiceNumber", "message": "Invoice number INV-0012 is already on row 2."}]
+
+
 ZOHO_BOOKS = ("Invoice Date,Invoice ID,Invoice Number,Invoice Status,Customer ID,Customer Name,Due Date,PurchaseOrder,"
               "Currency Code,SubTotal,Total,Balance\n"
               "2099-01-15,4620000000012345,INV-000012,Overdue,4620000000000777,Acme Inc,2099-02-14,PO-7781,USD,"
