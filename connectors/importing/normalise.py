@@ -323,7 +323,8 @@ class Normaliser:
         ref = text["external_ref"]
         if ref:
             first = self.seen.get(ref)
-            invoice = (text["customer_ref"], text["name"], amount, currency, issue_date, due_date, balance)
+            invoice = None if self.invoices is None else (
+                text["customer_ref"], text["name"], amount, currency, issue_date, due_date, balance)
             if first is not None:
                 if self.invoices is not None and not errors and self.invoices.get(ref) == invoice:
                     return None, []  # a further line of the invoice of row `first`
