@@ -40,10 +40,15 @@ class ImportRun:
     totals_rows: list[tuple[int, str]] = field(default_factory=list)  # (row, label): read, not imported
     header_rows: list[int] = field(default_factory=list)  # the header again (page breaks of a report)
     line_rows: int = 0  # further lines of an invoice already read (exports with a row per line)
+    heading_rows: list[tuple[int, str]] = field(default_factory=list)  # section headings of a report
 
     def notes(self) -> str:
         notes = [_("Row %(row)s reads as a totals row (“%(label)s”): it was not imported.")
                  % {"row": row, "label": label} for row, label in self.totals_rows]
+        if self.heading_rows:
+            notes.append(_("Rows %(rows)s read as section headings of a report (“%(label)s”…): they were not "
+                           "imported.") % {"rows": ", ".join(str(row) for row, _label in self.heading_rows[:20]),
+                                           "label": self.heading_rows[0][1]})
         if self.line_rows:
             notes.append(ngettext("%(count)s row is a further line of an invoice above: its invoice was imported "
                                   "once.",
@@ -85,6 +90,18 @@ def repeats_header(values: list[Any], headers: list[str]) -> bool:
         headers[:len(values)] and len(values) >= min(len(headers), 2)
 
 
+def heading_label(values: list[Any], normaliser: Normaliser) -> str | None:
+    """The text of a report's section heading ("Current", "1 - 30 days past due" in an aged
+    balance): the row's only cell, in a column that names no field. A lone invoice number or
+    amount is still a row with missing fields."""
+    if normaliser._cell(values, "external_ref") is not None:  # the usual, fast case: an invoice
+        return None
+    filled = [(index, value) for index, value in enumerate(values) if value not in (None, "") and str(value).strip()]
+    if len(filled) != 1 or filled[0][0] in normaliser.field_columns.values():
+        return None
+    return str(filled[0][1]).strip()[:60]
+
+
 def make_normaliser(source: RowSource, *, columns: dict[str, str] | None, default_currency: str, date_format: str,
                     decimal_separator: str) -> Normaliser:
     return Normaliser(headers=source.headers, column_fields=resolve_headers(source.headers, columns),
@@ -98,6 +115,8 @@ def data_rows(source: RowSource, normaliser: Normaliser, run: ImportRun) -> Iter
             run.totals_rows.append((number, label))
         elif source.kind != "api" and repeats_header(values, source.headers):
             run.header_rows.append(number)
+        elif source.kind != "api" and (label := heading_label(values, normaliser)) is not None:
+            run.heading_rows.append((number, label))
         else:
             yield number, values
 

@@ -837,3 +837,30 @@ def test_company_and_document_number_names_of_other_tools(creditor, engine, tmp_
         assert (invoice.customer.external_ref, invoice.customer.name, invoice.amount_total, invoice.amount_paid,
                 invoice.due_date, invoice.issue_date) == (customer_ref, customer_name, amount, paid, due,
                                                           dt.date(2099, 1, 15)), name
+
+
+QUICKBOOKS_AGING = (",Date,Transaction Type,Num,Customer,Due Date,Amount,Open Balance\n"
+                    "Current,,,,,,,\n"
+                    ",15/01/2099,Invoice,1001,Fleurs Lambert,14/02/2099,120.00,120.00\n"
+                    "Total for Current,,,,,,120.00,120.00\n"
+                    "1 - 30 days past due,,,,,,,\n"
+                    ",15/12/2098,Invoice,0998,Garage Roux,14/01/2099,80.00,30.00\n"
+                    ",,,1002,,,,\n")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_aged_balance_report_leaves_out_its_section_headings_and_says_so(creditor, engine, tmp_path, settings):
+    # given QuickBooks' aged receivables detail: section headings in the first, unnamed column
+    settings.LANGUAGE_CODE = "en"
+    text = QUICKBOOKS_AGING.replace(",,,1002,,,,\n", "")
+    job = _run_text(creditor, tmp_path, "aging.csv", text, engine=engine)
+    # then the invoices are in, the headings and the total are said, not imported
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert set(Invoice.objects.filter(creditor=creditor).values_list("external_ref", flat=True)) == {"1001", "0998"}
+    assert "Rows 2, 5 read as section headings of a report (“Current”…)" in job.message
+    assert "Row 4 reads as a totals row (“Total for Current”)" in job.message
+    # but a lone invoice number is a row with missing fields, not a heading
+    job = _run_text(creditor, tmp_path, "aging2.csv", QUICKBOOKS_AGING, engine=engine)
+    assert job.status == ImportJob.Status.FAILED
+    assert {e["row"] for e in job.errors} == {7}
