@@ -22,7 +22,8 @@ _DMY_DATE = re.compile(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})(?:[ T]\d{1,
 # "20261123" (SAP and flat-file exports), else "23112026".
 _COMPACT_DATE = re.compile(r"(\d{8})")
 # "23-NOV-2026" (Oracle), "23 nov. 2026", "23 novembre 2026", "Nov 23, 2026".
-_NAMED_MONTH_DATE = re.compile(r"(\d{1,2})[ \-./]+([^\W\d_]+)\.?[ \-./]+(\d{4}|\d{2})|([^\W\d_]+)\.? (\d{1,2}),? (\d{4})")
+_NAMED_MONTH_DATE = re.compile(r"(\d{1,2})[ \-./]+([^\W\d_]+)\.?[ \-./]+(\d{4}|\d{2})"
+                               r"|([^\W\d_]+)\.? (\d{1,2}),? (\d{4})")
 MONTHS = {name: number for number, names in enumerate((
     ("jan", "january", "janv", "janvier"), ("feb", "february", "fev", "fevr", "fevrier"), ("mar", "march", "mars"),
     ("apr", "april", "avr", "avril"), ("may", "mai"), ("jun", "june", "juin"), ("jul", "july", "juil", "juillet"),

@@ -46,10 +46,10 @@ class ImportRun:
         notes = [_("Row %(row)s reads as a totals row (“%(label)s”): it was not imported.")
                  % {"row": row, "label": label} for row, label in self.totals_rows]
         if self.heading_rows:
-            notes.append(ngettext("Row %(rows)s reads as a section heading of a report (“%(label)s”): it was not "
-                                  "imported.",
-                                  "Rows %(rows)s read as section headings of a report (“%(label)s”…): they were not "
-                                  "imported.", len(self.heading_rows))
+            notes.append(ngettext("Row %(rows)s reads as a section heading of a report (“%(label)s”): it was "
+                                  "not imported.",
+                                  "Rows %(rows)s read as section headings of a report (“%(label)s”…): they "
+                                  "were not imported.", len(self.heading_rows))
                          % {"rows": ", ".join(str(row) for row, _label in self.heading_rows[:20]),
                             "label": self.heading_rows[0][1]})
         if self.line_rows:

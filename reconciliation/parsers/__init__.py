@@ -41,7 +41,8 @@ def detect(head: bytes) -> str:
     raise UnsupportedFormat("unknown statement format (expected camt.052, camt.053, camt.054, MT940 or CFONB 120)")
 
 
-PARSERS = {"camt.052": camt.parse, "camt.053": camt.parse, "camt.054": camt.parse, "mt940": mt940.parse, "cfonb120": cfonb.parse}
+PARSERS = {"camt.052": camt.parse, "camt.053": camt.parse, "camt.054": camt.parse, "mt940": mt940.parse,
+           "cfonb120": cfonb.parse}
 
 
 def parse(stream: IO[bytes], fmt: str) -> Iterator[StatementHeader | Entry]:

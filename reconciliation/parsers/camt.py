@@ -1,7 +1,7 @@
 """ISO 20022 camt.053 (statements), camt.052 (intraday account reports) and camt.054 (debit/credit
-notifications), versions
-001.02 to 001.13 (the elements read here did not change after 001.08), read as a stream with
-lxml: each entry is turned into Entry items as soon as it is complete and then dropped from the tree, so memory does not grow with the file.
+notifications), versions 001.02 to 001.13 (the elements read here did not change after
+001.08), read as a stream with lxml: each entry is turned into Entry items as soon as it is
+complete and then dropped from the tree, so memory does not grow with the file.
 
 The XML is parsed with entities, DTDs and network access off; a document declaring a DTD
 (the vehicle of entity-expansion bombs) is refused before parsing.
