@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from django.utils.translation import gettext as _
@@ -110,7 +111,8 @@ def _month(name: str) -> int:
     return month
 
 
-def parse_date(value: Any, date_format: str = "") -> dt.date:
+def parse_date(value: Any, date_format: str = "", *, month_first: bool = False) -> dt.date:
+    """month_first: 03/04/2026 is March 4th (the file's other dates say so, see month_first_dates)."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -134,6 +136,8 @@ def parse_date(value: Any, date_format: str = "") -> dt.date:
             return dt.date(int(match[1]), int(match[2]), int(match[3]))
         match = _DMY_DATE.fullmatch(text)
         if match:
+            if month_first:
+                return dt.date(_year(match[3]), int(match[1]), int(match[2]))
             return dt.date(_year(match[3]), int(match[2]), int(match[1]))
         match = _COMPACT_DATE.fullmatch(text)
         if match:
@@ -148,12 +152,24 @@ def parse_date(value: Any, date_format: str = "") -> dt.date:
             return dt.date(int(match[6]), _month(match[4]), int(match[5]))
     except ValueError:
         pass
-    if not date_format and (match := _DMY_DATE.fullmatch(text)) and int(match[2]) > 12 >= int(match[1]):
+    if not date_format and not month_first and (match := _DMY_DATE.fullmatch(text)) and \
+            int(match[2]) > 12 >= int(match[1]):
         # 12/31/2026: an export writing the month first, which no file can be guessed to do.
         raise CellError(_("“%(value)s” is not a valid date (expected dd/mm/yyyy): if this file writes the month "
                           "first, give the date format %%m/%%d/%%Y in a column mapping.") % {"value": value})
     raise CellError(_("“%(value)s” is not a valid date (expected %(format)s).")
                     % {"value": value, "format": date_format or "dd/mm/yyyy, yyyy-mm-dd"})
+
+
+def month_first_dates(texts: Iterable[Any]) -> bool:
+    """Whether a file writes its dates month first (12/31/2026, QuickBooks and other US
+    exports): some of its n/n/yyyy dates can only be read so, and none only day first."""
+    day_first = month_first = False
+    for text in texts:
+        if isinstance(text, str) and (match := _DMY_DATE.fullmatch(text.strip())):
+            day_first = day_first or int(match[1]) > 12
+            month_first = month_first or int(match[2]) > 12
+    return month_first and not day_first
 
 
 def _without_currency_code(raw: Any, currency: str) -> tuple[Any, str | None]:
@@ -176,12 +192,14 @@ class Normaliser:
     back later in the same file is an error on the later row."""
 
     def __init__(self, *, headers: list[str], column_fields: dict[int, str], default_currency: str,
-                 date_format: str = "", decimal_separator: str = "auto", today: dt.date | None = None):
+                 date_format: str = "", decimal_separator: str = "auto", today: dt.date | None = None,
+                 month_first: bool = False):
         self.column_fields = column_fields
         self.field_columns = field_columns(column_fields)
         self.headers = headers
         self.default_currency = default_currency
         self.date_format = date_format
+        self.month_first = month_first
         self.decimal_separator = decimal_separator
         self.today = today or dt.date.today()
         self.seen: dict[str, int] = {}
@@ -212,10 +230,10 @@ class Normaliser:
     def _date(self, raw: Any) -> dt.date:
         # Files repeat the same few hundred dates: parse each text once.
         if not isinstance(raw, str):
-            return parse_date(raw, self.date_format)
+            return parse_date(raw, self.date_format, month_first=self.month_first)
         cached = self._dates.get(raw)
         if cached is None:
-            cached = parse_date(raw, self.date_format)
+            cached = parse_date(raw, self.date_format, month_first=self.month_first)
             if len(self._dates) < 100_000:
                 self._dates[raw] = cached
         return cached

@@ -1,6 +1,7 @@
 """Running an import: read → normalise (streaming, progress) → write in one transaction."""
 from __future__ import annotations
 
+import itertools
 import re
 import tempfile
 import time
@@ -14,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from connectors.importing.fields import FIELDS, resolve_headers
-from connectors.importing.normalise import CleanRow, Normaliser, RowError
+from connectors.importing.normalise import CleanRow, Normaliser, RowError, month_first_dates
 from connectors.importing.reader import RowSource
 from connectors.importing.writer import WriteOutcome, copy_line, write_orm, write_postgres
 
@@ -40,6 +41,7 @@ class ImportRun:
     totals_rows: list[tuple[int, str]] = field(default_factory=list)  # (row, label): read, not imported
     header_rows: list[int] = field(default_factory=list)  # the header again (page breaks of a report)
     line_rows: int = 0  # further lines of an invoice already read (exports with a row per line)
+    month_first: bool = False  # dates read month first, as the file writes them
     heading_rows: list[tuple[int, str]] = field(default_factory=list)  # section headings of a report
 
     def notes(self) -> str:
@@ -52,6 +54,8 @@ class ImportRun:
                                   "were not imported.", len(self.heading_rows))
                          % {"rows": ", ".join(str(row) for row, _label in self.heading_rows[:20]),
                             "label": self.heading_rows[0][1]})
+        if self.month_first:
+            notes.append(_("Dates were read month first (12/31/2026), as this file writes them."))
         if self.line_rows:
             notes.append(ngettext("%(count)s row is a further line of an invoice above: its invoice was imported "
                                   "once.",
@@ -105,10 +109,22 @@ def heading_label(values: list[Any], normaliser: Normaliser) -> str | None:
     return str(filled[0][1]).strip()[:60]
 
 
+DATE_SAMPLE_ROWS = 1000
+
+
 def make_normaliser(source: RowSource, *, columns: dict[str, str] | None, default_currency: str, date_format: str,
                     decimal_separator: str) -> Normaliser:
-    return Normaliser(headers=source.headers, column_fields=resolve_headers(source.headers, columns),
-                      default_currency=default_currency, date_format=date_format, decimal_separator=decimal_separator)
+    """Without a date format, the file's first rows tell whether it writes dates month first:
+    they are read ahead (and given back to the source) to decide before any row is cleaned."""
+    column_fields = resolve_headers(source.headers, columns)
+    month_first = False
+    if not date_format and source.kind != "api":
+        indexes = [i for i, f in column_fields.items() if f in ("issue_date", "due_date")]
+        sample = list(itertools.islice(source.rows, DATE_SAMPLE_ROWS))
+        source.rows = itertools.chain(sample, source.rows)
+        month_first = month_first_dates(values[i] for _n, values in sample for i in indexes if i < len(values))
+    return Normaliser(headers=source.headers, column_fields=column_fields, default_currency=default_currency,
+                      date_format=date_format, decimal_separator=decimal_separator, month_first=month_first)
 
 
 def data_rows(source: RowSource, normaliser: Normaliser, run: ImportRun) -> Iterator[tuple[int, list[Any]]]:
@@ -154,6 +170,7 @@ def run_import(*, creditor, source: RowSource, columns: dict[str, str] | None, d
     run = ImportRun()
     normaliser = make_normaliser(source, columns=columns, default_currency=default_currency,
                                  date_format=date_format, decimal_separator=decimal_separator)
+    run.month_first = normaliser.month_first
     missing = normaliser.missing_columns()
     if missing:
         run.errors = [RowError(1, f, _("No column is recognised as %(field)s (%(label)s).")

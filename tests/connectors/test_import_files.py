@@ -864,3 +864,31 @@ def test_an_aged_balance_report_leaves_out_its_section_headings_and_says_so(cred
     job = _run_text(creditor, tmp_path, "aging2.csv", QUICKBOOKS_AGING, engine=engine)
     assert job.status == ImportJob.Status.FAILED
     assert {e["row"] for e in job.errors} == {7}
+
+
+QUICKBOOKS_US = ("Num,Customer,Date,Due Date,Amount,Open Balance\n"
+                 "2001,Flowers & Co,01/05/2099,02/04/2099,120.00,120.00\n"
+                 "2002,Flowers & Co,01/20/2099,02/19/2099,80.00,80.00\n")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_file_writing_dates_month_first_is_read_so_and_says_it(creditor, engine, tmp_path, settings):
+    # given a US export: 01/20/2099 can only be January 20th, so 01/05/2099 is January 5th too
+    settings.LANGUAGE_CODE = "en"
+    job = _run_text(creditor, tmp_path, "qb_us.csv", QUICKBOOKS_US, engine=engine)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    first = Invoice.objects.get(creditor=creditor, external_ref="2001")
+    assert (first.issue_date, first.due_date) == (dt.date(2099, 1, 5), dt.date(2099, 2, 4))
+    assert job.message == "Dates were read month first (12/31/2026), as this file writes them."
+    # a file that says nothing either way stays day first, French style
+    ambiguous = ("Num,Customer,Date,Due Date,Amount\n3001,Fleurs Lambert,01/05/2099,09/06/2099,120.00\n"
+                 "3002,Fleurs Lambert,03/05/2099,10/06/2099,80.00\n")
+    job = _run_text(creditor, tmp_path, "ambiguous.csv", ambiguous, engine=engine)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    assert Invoice.objects.get(creditor=creditor, external_ref="3001").issue_date == dt.date(2099, 5, 1)
+    # and a file mixing both is not guessed: the month-first rows are errors that say what to do
+    mixed = QUICKBOOKS_US.replace("2001,", "4001,").replace("2002,", "4002,").replace("02/04/2099", "25/02/2099")
+    job = _run_text(creditor, tmp_path, "mixed.csv", mixed, engine=engine)
+    assert job.status == ImportJob.Status.FAILED
+    assert [e["row"] for e in job.errors if "month first" in e["message"]] == [3, 3]
