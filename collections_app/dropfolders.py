@@ -64,3 +64,21 @@ def claim(path: Path, processing: Path) -> tuple[Path, IO[bytes]] | None:
 def original_name(claimed: Path) -> str:
     """The name the file was dropped under."""
     return CLAIM_PREFIX_RE.sub("", claimed.name)
+
+
+def waiting(folder: Path) -> list[Path]:
+    """The files dropped in a folder and complete: not hidden, not being written (a sender
+    writes under a temporary name, a leading dot or .tmp/.part, and renames when done)."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in (".tmp", ".part"))
+
+
+def take_all(folder: Path, processing: Path) -> list[tuple[Path, IO[bytes], str, bool]]:
+    """Everything to work on, each claimed and locked: (claimed path, lock handle, the name it
+    was dropped under, whether a dead worker had left it in processing/), leftovers first."""
+    work = [(path, handle, original_name(path), True) for path, handle in abandoned(processing)]
+    for path in waiting(folder):
+        taken = claim(path, processing)
+        if taken is not None:
+            work.append((*taken, path.name, False))
+    return work

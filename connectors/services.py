@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from collections_app.dropfolders import abandoned, claim, original_name
+from collections_app.dropfolders import take_all
 from collections_app.errors import ValidationFailed
 from collections_app.models import Creditor, PaymentRequest
 from collections_app.selectors import transfer_beneficiaries
@@ -417,21 +417,14 @@ def drop_folder_scan(*, now=None) -> list[ImportJob]:
         mapping = ColumnMapping.objects.filter(name=folder.name).select_related("creditor").first()
         if mapping is None:
             continue
-        processing = folder / "processing"
-        work = [(claimed, handle, original_name(claimed)) for claimed, handle in abandoned(processing)]
-        for path in sorted(folder.iterdir()):
-            if not path.is_file() or path.name.startswith(".") or path.suffix.lower() in (".tmp", ".part"):
-                continue
-            taken = claim(path, processing)
-            if taken is not None:
-                work.append((*taken, path.name))
         done = folder / "done"
         done.mkdir(exist_ok=True)
-        for claimed, handle, name in work:
+        for claimed, handle, name, left_over in take_all(folder, folder / "processing"):
             with handle:
                 # (the storage may add a suffix to a name it already holds: its stem is unique)
                 job = ImportJob.objects.filter(source=ImportJob.Source.DROP_FOLDER,
-                                               file__contains=f"/{Path(claimed.name).stem}").first()
+                                               file__contains=f"/{Path(claimed.name).stem}").first() \
+                    if left_over else None
                 if job is None:
                     job = import_job_create(creditor=mapping.creditor, source=ImportJob.Source.DROP_FOLDER,
                                             filename=name, content=File(handle, name=name), mapping=mapping,

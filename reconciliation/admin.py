@@ -22,10 +22,10 @@ from reconciliation.models import BankAccount, BankStatement, BankTransaction, M
 from reconciliation.parsers import StatementParseError
 from reconciliation.services import (
     bank_account_review,
-    match_reverse,
     suggestion_accept,
     transaction_ignore,
     transaction_match_manual,
+    transaction_unmatch,
 )
 
 
@@ -278,15 +278,13 @@ class BankTransactionAdmin(admin.ModelAdmin):
     @admin.action(description=_("Ignore (not about collections)"), permissions=["change"])
     def ignore(self, request, queryset):
         run_service_action(self, request, queryset, lambda t: transaction_ignore(transaction_=t, user=request.user),
-                  _("%(count)d transaction(s) ignored."))
+                           _("%(count)d transaction(s) ignored."))
 
     @admin.action(description=_("Unmatch (reverse the allocation)"), permissions=["change"])
     def unmatch(self, request, queryset):
-        def undo(tx):
-            for match in tx.matches.filter(status=Match.Status.ACTIVE):
-                match_reverse(match=match, user=request.user)
-
-        run_service_action(self, request, queryset, undo, _("%(count)d transaction(s) unmatched."))
+        run_service_action(self, request, queryset,
+                           lambda t: transaction_unmatch(transaction_=t, user=request.user),
+                           _("%(count)d transaction(s) unmatched."))
 
     @admin.action(description=_("Run the matching rules again"), permissions=["change"])
     def rematch(self, request, queryset):

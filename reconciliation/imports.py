@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from collections_app.dropfolders import abandoned, claim, original_name
+from collections_app.dropfolders import take_all
 from collections_app.errors import DomainError, ValidationFailed
 from collections_app.models import Creditor
 from collections_app.money import round_money
@@ -75,13 +75,12 @@ def _open(source: bytes | str | Path | IO[bytes]) -> tuple[IO[bytes], bool]:
 
 
 def _size(stream: IO[bytes]) -> int:
-    try:
-        return os.fstat(stream.fileno()).st_size
-    except (AttributeError, OSError, io.UnsupportedOperation):
-        position = stream.tell()
-        size = stream.seek(0, os.SEEK_END)
-        stream.seek(position)
-        return size
+    # By seeking, not fstat(fileno()): asking an archive member's spooled file for its fileno
+    # would write it to disk.
+    position = stream.tell()
+    size = stream.seek(0, os.SEEK_END)
+    stream.seek(position)
+    return size
 
 
 def _sha256(stream: IO[bytes]) -> str:
@@ -133,7 +132,7 @@ def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = 
         sha = _sha256(stream)
         existing = list(BankStatement.objects.filter(file_sha256=sha).order_by("index_in_file"))
         if existing:
-            return _already_imported(fmt, filename, existing, match=match)
+            return _already_imported(fmt, filename, existing, match=match, inline_match_max=inline_match_max)
         try:
             result = _store(stream, fmt=fmt, filename=filename, sha=sha, origin=origin, user=user,
                             progress=_reading_progress(stream, size, progress))
@@ -142,7 +141,7 @@ def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = 
             existing = list(BankStatement.objects.filter(file_sha256=sha).order_by("index_in_file"))
             if not existing:
                 raise
-            return _already_imported(fmt, filename, existing, match=match)
+            return _already_imported(fmt, filename, existing, match=match, inline_match_max=inline_match_max)
     finally:
         if owned:
             stream.close()
@@ -151,26 +150,39 @@ def statement_import(*, source: bytes | str | Path | IO[bytes], filename: str = 
     return result
 
 
-def _match_or_queue(result: ImportResult, *, progress: Progress | None, inline_match_max: int | None) -> None:
-    if inline_match_max is not None and result.created > inline_match_max:
+def _match_or_queue(result: ImportResult, *, progress: Progress | None, inline_match_max: int | None,
+                    waiting: int | None = None, only_new: bool = False) -> None:
+    """Match the statements' transactions now, or leave them to the worker when more than
+    inline_match_max wait (`waiting`: the new transactions of this import by default)."""
+    waiting = result.created if waiting is None else waiting
+    if inline_match_max is not None and waiting > inline_match_max:
         statement_ids = list(result.statement_ids)
         transaction.on_commit(lambda: _enqueue_matching(statement_ids))
-        result.matching = {"queued": result.created}
+        result.matching = {"queued": waiting}
     else:
         from reconciliation.matching import transactions_match
 
         result.matching = transactions_match(
-            statement_ids=result.statement_ids,
+            statement_ids=result.statement_ids, only_new=only_new,
             progress=(lambda fraction: progress("matching", fraction)) if progress else None)
 
 
-@transaction.atomic
 def _import_archive(stream: IO[bytes], *, head: bytes, filename: str, origin: str, user: Any, match: bool,
                     progress: Progress | None, inline_match_max: int | None) -> ImportResult:
     """A ZIP (what EBICS and bank portals deliver: one camt file a day or an account) or a
-    gzip file: every statement in it, all or nothing. A member that is not a statement (a PDF
-    copy, a readme) is left out with a warning; a statement that cannot be read refuses the
-    whole archive, naming the member."""
+    gzip file: every statement in it, all or nothing, then matched like a single file's (after
+    the commit, so that matching never holds the archive's transaction)."""
+    result = _store_archive(stream, head=head, filename=filename, origin=origin, user=user, progress=progress)
+    if match and result.statement_ids:
+        _match_or_queue(result, progress=progress, inline_match_max=inline_match_max)
+    return result
+
+
+@transaction.atomic
+def _store_archive(stream: IO[bytes], *, head: bytes, filename: str, origin: str, user: Any,
+                   progress: Progress | None) -> ImportResult:
+    """A member that is not a statement (a PDF copy, a readme) is left out with a warning; a
+    statement that cannot be read refuses the whole archive, naming the member."""
     result = ImportResult(format=archives.kind(head), filename=filename, already_imported=True)
     members = list(archives.members(stream, head=head, filename=filename, max_bytes=max_file_bytes()))
     if not members:
@@ -207,8 +219,6 @@ def _import_archive(stream: IO[bytes], *, head: bytes, filename: str, origin: st
         result.warnings.extend(f"{name}: {w}" for w in found.warnings)
     if not result.statement_ids and not reports:
         raise UnsupportedFormat("the archive holds no bank statement")
-    if match and result.statement_ids:
-        _match_or_queue(result, progress=progress, inline_match_max=inline_match_max)
     return result
 
 
@@ -222,7 +232,7 @@ def _enqueue_matching(statement_ids: list[int]) -> None:
 
 def inline_match_max() -> int:
     """How many new transactions an upload (admin, API) matches before answering."""
-    return getattr(settings, "RECONCILIATION_INLINE_MATCH_MAX", 2000)
+    return settings.RECONCILIATION_INLINE_MATCH_MAX
 
 
 def _reading_progress(stream: IO[bytes], size: int, progress: Progress | None) -> Callable[[], None] | None:
@@ -238,16 +248,17 @@ def _reading_progress(stream: IO[bytes], size: int, progress: Progress | None) -
     return report
 
 
-def _already_imported(fmt: str, filename: str, statements: list[BankStatement], *, match: bool) -> ImportResult:
+def _already_imported(fmt: str, filename: str, statements: list[BankStatement], *, match: bool,
+                      inline_match_max: int | None = None) -> ImportResult:
     total = sum(s.transaction_count + s.duplicate_count for s in statements)
     result = ImportResult(format=fmt, filename=filename, statement_ids=[s.pk for s in statements], created=0,
                           duplicates=total, already_imported=True,
                           warnings=[_("This file was already imported.")])
     if match:
         # The first import may have died between storing and matching: finish its matching.
-        from reconciliation.matching import transactions_match
-
-        result.matching = transactions_match(statement_ids=result.statement_ids, only_new=True)
+        waiting = BankTransaction.objects.filter(statement_id__in=result.statement_ids,
+                                                 status=BankTransaction.Status.NEW).count()
+        _match_or_queue(result, progress=None, inline_match_max=inline_match_max, waiting=waiting, only_new=True)
     return result
 
 
@@ -485,15 +496,9 @@ def statements_import_drop_folder() -> dict[str, int]:
     for sub in ("processing", "done", "failed"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     counts = {"imported": 0, "failed": 0}
-    work: list[tuple[Path, IO[bytes], str]] = []
-    for leftover, handle in abandoned(processing):
-        logger.warning("statement %s was left half imported by a dead worker: importing it again", leftover.name)
-        work.append((leftover, handle, original_name(leftover)))
-    for path in sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")):
-        taken = claim(path, processing)
-        if taken is not None:
-            work.append((*taken, path.name))
-    for claimed, handle, name in work:
+    for claimed, handle, name, left_over in take_all(root, processing):
+        if left_over:
+            logger.warning("statement %s was left half imported by a dead worker: importing it again", name)
         with handle:
             try:
                 statement_import(source=claimed, filename=name, origin=BankStatement.Source.DROP_FOLDER)

@@ -98,6 +98,16 @@ def match_reverse(*, match: Match, user: Any = None) -> BankTransaction:
 
 
 @transaction.atomic
+def transaction_unmatch(*, transaction_: BankTransaction, user: Any = None) -> BankTransaction:
+    """Reverse every allocation of a transaction at once (a transfer split over several
+    matches is unmatched whole, or not at all)."""
+    for match in transaction_.matches.filter(status=Match.Status.ACTIVE).order_by("pk"):
+        match_reverse(match=match, user=user)
+    transaction_.refresh_from_db()
+    return transaction_
+
+
+@transaction.atomic
 def transaction_ignore(*, transaction_: BankTransaction, user: Any = None) -> BankTransaction:
     tx = _lock_tx(transaction_)
     if tx.status not in (BankTransaction.Status.NEW, BankTransaction.Status.UNMATCHED):

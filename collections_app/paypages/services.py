@@ -9,7 +9,6 @@ Card payments run in three steps so that no database lock is held while the gate
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -39,7 +38,6 @@ from collections_app.money import MoneyError, round_money
 from collections_app.paypages.models import PaySubmission
 from notifications.services import event_emit
 
-logger = logging.getLogger(__name__)
 ZERO = Decimal("0.00")
 NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 PLAN_RUNNING = (InstallmentPlan.Status.ACTIVE, InstallmentPlan.Status.SUSPENDED)

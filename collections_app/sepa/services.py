@@ -343,7 +343,7 @@ def sepa_files_write_pending() -> list[SepaFile]:
     that a run killed between recording and writing them left behind (the write-sepa-files
     schedule passes every few minutes, so they still leave before the bank's cut-off)."""
     return [sepa_file_write(sepa_file=sepa_file)
-            for sepa_file in SepaFile.objects.filter(status=SepaFile.Status.GENERATED).order_by("pk")]
+            for sepa_file in SepaFile.objects.filter(status=SepaFile.Status.GENERATED).only("pk").order_by("pk")]
 
 
 def outgoing_dir() -> Path:

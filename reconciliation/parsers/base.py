@@ -103,3 +103,12 @@ def iban_or_empty(value: str | None) -> str:
         return IBAN(compact).compact
     except SchwiftyException:
         return ""
+
+
+def french_iban(bank: str, branch: str, account: str) -> str:
+    """The IBAN of a French RIB's bank, branch and account codes ("" when they are not one);
+    schwifty computes the RIB key and the IBAN check digits."""
+    try:
+        return IBAN.generate("FR", bank_code=bank, branch_code=branch, account_code=account).compact
+    except SchwiftyException:
+        return ""

@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import IO
 
-from schwifty import IBAN
-from schwifty.exceptions import SchwiftyException
-
-from reconciliation.parsers.base import Entry, StatementHeader, StatementParseError, clean_reference, iban_or_empty
+from reconciliation.parsers.base import (
+    Entry, StatementHeader, StatementParseError, clean_reference, french_iban, iban_or_empty,
+)
 
 RECORD_LENGTH = 120
 RECORD_CODES = {"01", "04", "05", "07"}
@@ -82,10 +81,8 @@ def _date(field: str, line: int) -> dt.date | None:
 
 
 def _account(bank: str, branch: str, account: str) -> tuple[str, str]:
-    try:
-        return IBAN.generate("FR", bank_code=bank, branch_code=branch, account_code=account).compact, ""
-    except SchwiftyException:
-        return "", f"{bank}{branch}{account}"
+    iban = french_iban(bank, branch, account)
+    return (iban, "") if iban else ("", f"{bank}{branch}{account}")
 
 
 def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:

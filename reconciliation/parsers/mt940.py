@@ -19,7 +19,9 @@ from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 from mt940.models import Transactions
 
-from reconciliation.parsers.base import Entry, StatementHeader, StatementParseError, clean_reference, iban_or_empty
+from reconciliation.parsers.base import (
+    Entry, StatementHeader, StatementParseError, clean_reference, french_iban, iban_or_empty,
+)
 
 # German GVC codes of returned direct debits and returned transfers.
 GERMAN_RETURN_CODES = {"108", "109", "159", "184", "190", "191"}
@@ -212,8 +214,8 @@ def _account(identification: str) -> tuple[str, str]:
         if found := BLZ_ACCOUNT_RE.match(compact):
             return IBAN.generate("DE", bank_code=found[1], account_code=found[2]).compact, other
         if found := FRENCH_RIB_RE.match(re.sub(r"[/-]", "", compact)):
-            iban = IBAN.generate("FR", bank_code=found[1], branch_code=found[2], account_code=found[3]).compact
-            if iban.endswith(found[4]):  # the RIB key agrees
+            iban = french_iban(found[1], found[2], found[3])
+            if iban and iban.endswith(found[4]):  # the RIB key agrees
                 return iban, other
     except SchwiftyException:
         pass
