@@ -321,8 +321,6 @@ ROW_COLUMNS = ("statement_id", "bank_account_id", "creditor_id", "natural_key", 
                "entry_reference", "end_to_end_id", "transaction_id", "mandate_reference", "bank_transaction_code",
                "counterparty_name", "counterparty_iban", "credited_iban", "remittance_info",
                "structured_reference", "batch_reference")
-_STAGING_TYPES = ("bigint", "bigint", "bigint", "text", "date", "date", "text", "numeric", "text", "boolean",
-                  *["text"] * 13)
 
 
 def _insert_copied(rows: list[tuple]) -> None:
@@ -331,9 +329,10 @@ def _insert_copied(rows: list[tuple]) -> None:
     parsing the entry)."""
     columns = ", ".join(ROW_COLUMNS)
     table = connection.ops.quote_name(BankTransaction._meta.db_table)
+    fields = {f.column: f for f in BankTransaction._meta.concrete_fields}
     with connection.cursor() as cursor:
         cursor.execute("CREATE TEMP TABLE IF NOT EXISTS statement_rows (seq bigserial, "
-                       + ", ".join(f"{c} {t}" for c, t in zip(ROW_COLUMNS, _STAGING_TYPES, strict=True))
+                       + ", ".join(f"{c} {fields[c].db_type(connection)}" for c in ROW_COLUMNS)
                        + ") ON COMMIT DROP")
         with cursor.cursor.copy(f"COPY statement_rows ({columns}) FROM STDIN") as copy:
             for row in rows:
