@@ -75,9 +75,6 @@ TOTALS_RE = re.compile(r"^(sous[ -]?)?(total|totaux|sum|summe|grand total)\b", r
 
 def totals_label(values: list[Any], normaliser: Normaliser) -> str | None:
     """The label of a totals row: its invoice number and customer cells are empty or the label."""
-    ref = normaliser._cell(values, "external_ref")
-    if ref is not None and str(ref)[:1] not in "tTsSgG":  # an invoice number: the usual, fast case
-        return None
     texts = [str(v).strip() for v in values if v not in (None, "") and str(v).strip()]
     if not texts or not TOTALS_RE.match(texts[0]):
         return None
@@ -101,8 +98,6 @@ def heading_label(values: list[Any], normaliser: Normaliser) -> str | None:
     """The text of a report's section heading ("Current", "1 - 30 days past due" in an aged
     balance): the row's only cell, in a column that names no field. A lone invoice number or
     amount is still a row with missing fields."""
-    if normaliser._cell(values, "external_ref") is not None:  # the usual, fast case: an invoice
-        return None
     filled = [(index, value) for index, value in enumerate(values) if value not in (None, "") and str(value).strip()]
     if len(filled) != 1 or filled[0][0] in normaliser.field_columns.values():
         return None
@@ -127,17 +122,20 @@ def make_normaliser(source: RowSource, *, columns: dict[str, str] | None, defaul
                       date_format=date_format, decimal_separator=decimal_separator, month_first=month_first)
 
 
-def data_rows(source: RowSource, normaliser: Normaliser, run: ImportRun) -> Iterator[tuple[int, list[Any]]]:
-    """The file's rows, without its totals row and repeated headers (noted in the run)."""
-    for number, values in source.rows:
-        if source.kind != "api" and (label := totals_label(values, normaliser)) is not None:
-            run.totals_rows.append((number, label))
-        elif source.kind != "api" and repeats_header(values, source.headers):
-            run.header_rows.append(number)
-        elif source.kind != "api" and (label := heading_label(values, normaliser)) is not None:
-            run.heading_rows.append((number, label))
-        else:
-            yield number, values
+def not_an_invoice(number: int, values: list[Any], normaliser: Normaliser, headers: list[str],
+                   run: ImportRun) -> bool:
+    """Whether a row that failed its checks is a totals row, the header again or a section
+    heading (noted in the run, not an error). Only rows with errors are asked: an invoice row
+    costs nothing more."""
+    if (label := totals_label(values, normaliser)) is not None:
+        run.totals_rows.append((number, label))
+    elif repeats_header(values, headers):
+        run.header_rows.append(number)
+    elif (label := heading_label(values, normaliser)) is not None:
+        run.heading_rows.append((number, label))
+    else:
+        return False
+    return True
 
 
 def valid_refs(source: RowSource, *, columns: dict[str, str] | None, default_currency: str, date_format: str,
@@ -146,7 +144,7 @@ def valid_refs(source: RowSource, *, columns: dict[str, str] | None, default_cur
     are valid, less those it rejected later (checks against the database)."""
     normaliser = make_normaliser(source, columns=columns, default_currency=default_currency,
                                  date_format=date_format, decimal_separator=decimal_separator)
-    for number, values in data_rows(source, normaliser, ImportRun()):
+    for number, values in source.rows:
         normaliser.clean(number, values)
     return {ref: row for ref, row in normaliser.seen.items() if row not in rejected_rows}
 
@@ -182,8 +180,11 @@ def run_import(*, creditor, source: RowSource, columns: dict[str, str] | None, d
     last = time.monotonic()
     report("reading", 0.0, 0)
     try:
-        for number, values in data_rows(source, normaliser, run):
+        is_file = source.kind != "api"
+        for number, values in source.rows:
             clean, errors = normaliser.clean(number, values)
+            if errors and is_file and not_an_invoice(number, values, normaliser, source.headers, run):
+                continue
             if clean is None and not errors:
                 run.line_rows += 1
                 continue
