@@ -8,7 +8,6 @@ import datetime as dt
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -26,8 +25,6 @@ from connectors.models import ColumnMapping, ExportCursor, ExportJob, ImportJob
 from connectors.resources import CustomerResource, InvoiceResource, PaymentResource
 
 
-def enqueue_import(job_id: int) -> None:
-    transaction.on_commit(lambda: services.import_job_enqueue(job_id=job_id))
 
 
 @admin.register(ColumnMapping)
@@ -105,7 +102,7 @@ class ImportJobAdmin(admin.ModelAdmin):
             dry_run=form.cleaned_data["dry_run"], created_by=request.user)
         obj.pk = job.pk
         obj._state.adding = False
-        enqueue_import(job.pk)
+        services.import_job_enqueue(job_id=job.pk)
 
     def response_add(self, request, obj, post_url_continue=None):
         return redirect(reverse("admin:connectors_importjob_change", args=[obj.pk]))
@@ -153,7 +150,7 @@ class ImportJobAdmin(admin.ModelAdmin):
                 new = services.import_job_create(creditor=job.creditor, source=job.source, filename=job.filename,
                                                  content=handle.read(), mapping=job.mapping, mode=job.mode,
                                                  created_by=request.user)
-            enqueue_import(new.pk)
+            services.import_job_enqueue(job_id=new.pk)
             started += 1
         self.message_user(request, _("%(count)s import(s) started.") % {"count": started}, messages.SUCCESS)
 

@@ -202,7 +202,7 @@ def import_jobs_recover(*, now: dt.datetime | None = None) -> list[ImportJob]:
                 event_emit(type="invoice_import.requeued", creditor_id=job.creditor_id,
                            payload=_job_payload(job, previous), subjects={"import_job": job.pk})
                 if job.source != ImportJob.Source.DROP_FOLDER:  # the drop-folder poll runs its own
-                    transaction.on_commit(lambda pk=job.pk: import_job_enqueue(job_id=pk))
+                    import_job_enqueue(job_id=job.pk)
             else:
                 _finish(job, ImportRun(rows_total=job.rows_total), status=ImportJob.Status.FAILED,
                         message=_("Its worker stopped during the import: nothing was written. Send the call "
@@ -212,9 +212,11 @@ def import_jobs_recover(*, now: dt.datetime | None = None) -> list[ImportJob]:
 
 
 def import_job_enqueue(*, job_id: int) -> None:
+    """Run the job on a worker once the caller's transaction commits (at once outside one)."""
     from django_q.tasks import async_task
 
-    async_task("connectors.tasks.run_import_job", job_id, q_options={"task_name": f"import-{job_id}"})
+    transaction.on_commit(lambda: async_task("connectors.tasks.run_import_job", job_id,
+                                             q_options={"task_name": f"import-{job_id}"}))
 
 
 def _reading(job: ImportJob) -> dict[str, Any]:
@@ -228,6 +230,8 @@ def _reading(job: ImportJob) -> dict[str, Any]:
 
 
 RETURN_FILE_GRACE = dt.timedelta(minutes=2)
+# A file that cannot be read again is not tried every minute for ever.
+RETURN_FILE_GIVE_UP = dt.timedelta(days=1)
 
 
 def import_jobs_write_missing_return_files(*, now: dt.datetime | None = None) -> list[ImportJob]:
@@ -238,7 +242,8 @@ def import_jobs_write_missing_return_files(*, now: dt.datetime | None = None) ->
     written = []
     candidates = (ImportJob.objects.filter(status__in=[ImportJob.Status.SUCCEEDED, ImportJob.Status.PARTIAL],
                                            dry_run=False, return_file="", rows_valid__gt=0,
-                                           finished_at__lt=now - RETURN_FILE_GRACE)
+                                           finished_at__lt=now - RETURN_FILE_GRACE,
+                                           finished_at__gt=now - RETURN_FILE_GIVE_UP)
                   .exclude(file="").order_by("pk").values_list("pk", flat=True))
     for job_id in candidates:
         with transaction.atomic():

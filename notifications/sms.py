@@ -2,14 +2,14 @@
 
 - "console" (default): prints the message (development);
 - "file": appends JSON lines to var/sms-outbox.jsonl (demo, tests);
-Numbers are sent in E.164 form (national numbers read as SMS_DEFAULT_REGION's, "FR" by default).
-
 - "http": the generic HTTP provider: POSTs JSON {"to", "from", "text"} to SMS_HTTP_URL with
   HTTP basic auth SMS_HTTP_USERNAME / SMS_HTTP_PASSWORD, and reads {"id": ...} back.
   Most SMS gateways (and self-hosted ones) accept this shape or sit behind one that does.
   An `Idempotency-Key` header names the message (the delivery's or reminder's uuid, the same
   on every retry): a provider that honours it sends a retried message once, e.g. when its
   answer was lost to a timeout after it had accepted the message.
+
+Numbers are sent in E.164 form (national numbers read as SMS_DEFAULT_REGION's, "FR" by default).
 
 GSM-7 vs UCS-2 segment counting lives here too, so templates can show it.
 """
@@ -22,7 +22,6 @@ import uuid
 from dataclasses import dataclass
 
 import httpx
-import phonenumbers
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -119,6 +118,8 @@ def phone_e164(raw: str, region: str | None = None) -> str:
     """The E.164 form providers want ("+33612345678") of what customers and ERPs write
     ("06 12 34 56 78", "0033 6 12 34 56 78", "+33 (0)6…"); SmsError, permanent, when it is no
     valid phone number: better refused here than sent to a wrong number."""
+    import phonenumbers  # its metadata takes a while to load: not at start-up
+
     try:
         number = phonenumbers.parse(raw, region or settings.SMS_DEFAULT_REGION)
     except phonenumbers.NumberParseException as exc:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from collections.abc import Iterable
@@ -12,7 +11,7 @@ from typing import Any, NamedTuple
 from django.utils.translation import gettext as _
 
 from collections_app.money import is_known_currency, quantum
-from connectors.importing.fields import FIELDS, field_columns, is_lines_export
+from connectors.importing.fields import FIELDS, field_columns, header_key, is_lines_export
 
 MAX_LENGTHS = {"external_ref": 64, "customer_ref": 64, "name": 140, "email": 254, "phone": 32,
                "description": 255}
@@ -104,8 +103,7 @@ def _year(text: str) -> int:
 
 
 def _month(name: str) -> int:
-    key = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower().rstrip(".")
-    month = MONTHS.get(key)
+    month = MONTHS.get(header_key(name))  # lower case, without accents or the abbreviation's dot
     if month is None:
         raise ValueError(name)
     return month
