@@ -119,11 +119,10 @@ def _import_request_follows(invoice: Invoice) -> None:
 
 def _settle_from_balance(invoice_id: int, balance: Decimal) -> bool:
     """What the ERP received outside is recorded; the import's own pay link follows."""
-    invoice = Invoice.objects.get(pk=invoice_id)
-    if core.invoice_record_paid_outside(invoice=invoice, balance=balance) is None:
+    # The service locks and reads the invoice itself: only its id is needed to call it.
+    if core.invoice_record_paid_outside(invoice=Invoice(pk=invoice_id), balance=balance) is None:
         return False
-    invoice.refresh_from_db()
-    _import_request_follows(invoice)
+    _import_request_follows(Invoice.objects.get(pk=invoice_id))
     return True
 
 
@@ -133,13 +132,14 @@ def _customer_changes(customer: Customer, row: CleanRow) -> dict:
             if getattr(row, name) and getattr(row, name) != getattr(customer, name)}
 
 
-def _guard(row: CleanRow, func) -> RowError | None:
+def _guard(row: int, func) -> RowError | None:
+    """func in a savepoint: a domain error is that row's error, the other rows go on."""
     try:
         with transaction.atomic():
             func()
     except DomainError as exc:
         column = {"amount_total": "amount", "reference": "external_ref"}.get(exc.field or "", exc.field or "")
-        return RowError(row.row, column, exc.message)
+        return RowError(row, column, exc.message)
     return None
 
 
@@ -199,7 +199,7 @@ def write_orm(*, creditor: Creditor, rows: Iterable[CleanRow], collect_outcomes:
                 out.outcomes[row.external_ref] = outcome
 
         snapshot = out.counters()
-        error = _guard(row, write_row)
+        error = _guard(row.row, write_row)
         if error:
             # The row's savepoint was rolled back: so are its counters.
             for key, value in snapshot.items():
@@ -454,14 +454,13 @@ def write_postgres(*, creditor: Creditor, copy_source: IO[str], collect_outcomes
             cursor.execute(f"""
                 SELECT r.row_no, r.external_ref, i.id, r.balance FROM import_rows r
                 JOIN {invoice_t} i ON i.creditor_id = %(creditor)s AND i.external_ref = r.external_ref
-                WHERE r.balance IS NOT NULL AND i.status IN ('open', 'partially_paid')
+                WHERE r.balance IS NOT NULL AND i.status = ANY(%(open)s)
                   AND i.amount_total - i.amount_paid - i.amount_written_off > r.balance
-                ORDER BY r.row_no""", params)
+                ORDER BY r.row_no""", {**params, "open": [status.value for status in Invoice.OPEN_STATUSES]})
             settle = cursor.fetchall()
         for row_no, ref, invoice_id, balance in settle:
             settled: list[bool] = []
-            error = _guard(CleanRow(row_no, ref, "", "", "", "", Decimal(0), "", None, None, "", balance),
-                           lambda i=invoice_id, b=balance: settled.append(_settle_from_balance(i, b)))
+            error = _guard(row_no, lambda i=invoice_id, b=balance: settled.append(_settle_from_balance(i, b)))
             if error:
                 out.errors.append(error)
             elif settled[0] and row_no in unchanged:
