@@ -185,6 +185,12 @@ def _without_currency_code(raw: Any, currency: str) -> tuple[Any, str | None]:
     return _AMOUNT_CODE.sub("", raw), message
 
 
+def _too_precise(value: Decimal, currency: str) -> str | None:
+    if value != value.quantize(quantum(currency)):
+        return _("Too many decimals for %(currency)s.") % {"currency": currency}
+    return None
+
+
 class Normaliser:
     """Cleans rows of one file. Keeps the invoice numbers seen so far: a number that comes
     back later in the same file is an error on the later row."""
@@ -224,6 +230,13 @@ class Normaliser:
             value = value.strip()
             return value or None
         return value
+
+    def _money(self, raw: Any, currency: str) -> Decimal:
+        """A money cell, written with or without the row's currency code; CellError otherwise."""
+        raw, message = _without_currency_code(raw, currency)
+        if message:
+            raise CellError(message)
+        return parse_amount(raw, self.decimal_separator)
 
     def _date(self, raw: Any) -> dt.date:
         # Files repeat the same few hundred dates: parse each text once.
@@ -276,18 +289,16 @@ class Normaliser:
         if raw_amount is None:
             errors.append(RowError(number, self.column_name("amount"), _("This field is required.")))
         else:
-            raw_amount, message = _without_currency_code(raw_amount, currency)
             try:
-                if message:
-                    raise CellError(message)
-                amount = parse_amount(raw_amount, self.decimal_separator)
+                amount = self._money(raw_amount, currency)
                 if amount <= 0:
                     message = _("The amount must be greater than zero.")
-                elif known_currency and amount != amount.quantize(quantum(currency)):
-                    message = _("Too many decimals for %(currency)s.") % {"currency": currency}
+                elif known_currency and (message := _too_precise(amount, currency)):
+                    pass
                 elif amount >= _MAX_AMOUNT:
                     message = _("The amount is too large.")
                 else:
+                    message = None
                     amount = amount.quantize(_CENT)
             except CellError as exc:
                 message = str(exc)
@@ -296,28 +307,24 @@ class Normaliser:
                 errors.append(RowError(number, self.column_name("amount"), message))
 
         balance = None
-        if self.has_balance:
-            raw_balance = self._cell(values, "balance")
-            if raw_balance is not None:
-                raw_balance, message = _without_currency_code(raw_balance, currency)
-                try:
-                    if message:
-                        raise CellError(message)
-                    balance = parse_amount(raw_balance, self.decimal_separator)
-                except CellError as exc:
-                    errors.append(RowError(number, self.column_name("balance"), str(exc)))
+        raw_balance = self._cell(values, "balance") if self.has_balance else None
+        if raw_balance is not None:
+            try:
+                balance = self._money(raw_balance, currency)
+                if balance < 0:
+                    message = _("The balance due cannot be negative.")
+                elif amount is not None and balance > amount:
+                    message = _("The balance due cannot be above the amount.")
+                elif known_currency and (message := _too_precise(balance, currency)):
+                    pass
                 else:
-                    if balance < 0:
-                        message = _("The balance due cannot be negative.")
-                    elif amount is not None and balance > amount:
-                        message = _("The balance due cannot be above the amount.")
-                    elif known_currency and balance != balance.quantize(quantum(currency)):
-                        message = _("Too many decimals for %(currency)s.") % {"currency": currency}
-                    else:
-                        message = None
-                        balance = balance.quantize(_CENT)
-                    if message:
-                        errors.append(RowError(number, self.column_name("balance"), message))
+                    message = None
+                    balance = balance.quantize(_CENT)
+            except CellError as exc:
+                message = str(exc)
+            if message:
+                balance = None
+                errors.append(RowError(number, self.column_name("balance"), message))
 
         dates: dict[str, dt.date | None] = {}
         for field in ("issue_date", "due_date"):
