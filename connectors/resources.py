@@ -7,13 +7,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db.models import OuterRef, Subquery
 from import_export import fields, resources, widgets
 
 from collections_app import services as core
 from collections_app.errors import DomainError
 from collections_app.models import Creditor, Customer, Invoice, Payment, PaymentMethod, PaymentRequest
-from collections_app.virtual_ibans.models import VirtualIBAN
+from collections_app.virtual_ibans.selectors import customers_with_virtual_iban
 
 from connectors.spreadsheet import safe_cell
 
@@ -66,10 +65,7 @@ class CustomerResource(SpreadsheetSafeResource):
         report_skipped = True
 
     def filter_export(self, queryset, **kwargs):
-        # One subquery for the whole export, not one query a customer.
-        active = VirtualIBAN.objects.filter(customer=OuterRef("pk"), payment_request__isnull=True,
-                                            status=VirtualIBAN.Status.ACTIVE).values("iban")[:1]
-        return queryset.annotate(active_virtual_iban=Subquery(active))
+        return customers_with_virtual_iban(queryset)
 
     def import_field(self, field, instance, row, is_m2m=False, **kwargs):
         if field.attribute == "credit_balance":

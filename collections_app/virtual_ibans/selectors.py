@@ -3,7 +3,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from collections_app.models import PaymentRequest
+from django.db.models import OuterRef, QuerySet, Subquery
+
+from collections_app.models import Customer, PaymentRequest
 from collections_app.virtual_ibans.models import VirtualIBAN, VirtualIBANRange
 
 
@@ -32,6 +34,17 @@ def virtual_ibans_for_requests(*, payment_requests: Sequence[PaymentRequest]) ->
     return found
 
 
+def _customers_own() -> QuerySet[VirtualIBAN]:
+    """Active virtual IBANs of customers (per-customer mode), not of one debt."""
+    return VirtualIBAN.objects.filter(payment_request__isnull=True, status=VirtualIBAN.Status.ACTIVE)
+
+
 def virtual_iban_for_customer(*, customer_id: int) -> VirtualIBAN | None:
-    return (VirtualIBAN.objects.filter(customer_id=customer_id, payment_request__isnull=True,
-                                       status=VirtualIBAN.Status.ACTIVE).first())
+    return _customers_own().filter(customer_id=customer_id).first()
+
+
+def customers_with_virtual_iban(queryset: QuerySet[Customer]) -> QuerySet[Customer]:
+    """Customers annotated with their active virtual IBAN (`active_virtual_iban`), in one
+    subquery for a whole export rather than one query a customer."""
+    return queryset.annotate(active_virtual_iban=Subquery(
+        _customers_own().filter(customer=OuterRef("pk")).values("iban")[:1]))
