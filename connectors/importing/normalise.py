@@ -78,6 +78,8 @@ def parse_amount(value: Any, decimal_separator: str = "auto") -> Decimal:
     text = str(value).strip().translate(_SPACES)
     if text.endswith("-"):  # "12,50-" as some accounting exports write negatives
         text = "-" + text[:-1]
+    elif text.startswith("(") and text.endswith(")"):  # "(12,50)": a spreadsheet's accounting format
+        text = "-" + text[1:-1]
     if decimal_separator == ",":
         text = text.replace(".", "").replace(",", ".")
     elif decimal_separator == ".":

@@ -20,6 +20,9 @@ from connectors.importing.reader import RowSource
 from connectors.importing.writer import WriteOutcome, copy_line, write_orm, write_postgres
 
 PREVIEW_ROWS = 20
+# Character sets told in the job's message: read right, but the user may wonder about the file.
+UNUSUAL_ENCODINGS = {"mac_roman": "Mac Roman (Excel for Mac)", "cp850": "DOS code page 850 (Excel's MS-DOS CSV)",
+                     "latin_1": "Latin-1"}
 Progress = Callable[[str, float, int], None]  # phase, fraction 0..1, rows read
 
 
@@ -43,6 +46,7 @@ class ImportRun:
     line_rows: int = 0  # further lines of an invoice already read (exports with a row per line)
     month_first: bool = False  # dates read month first, as the file writes them
     heading_rows: list[tuple[int, str]] = field(default_factory=list)  # section headings of a report
+    encoding: str = ""  # the CSV's character set, when detected
 
     def notes(self) -> str:
         notes = [_("Row %(row)s reads as a totals row (“%(label)s”): it was not imported.")
@@ -54,6 +58,8 @@ class ImportRun:
                                   "were not imported.", len(self.heading_rows))
                          % {"rows": ", ".join(str(row) for row, _label in self.heading_rows[:20]),
                             "label": self.heading_rows[0][1]})
+        if self.encoding in UNUSUAL_ENCODINGS:
+            notes.append(_("The file was read as %(encoding)s text.") % {"encoding": UNUSUAL_ENCODINGS[self.encoding]})
         if self.month_first:
             notes.append(_("Dates were read month first (12/31/2026), as this file writes them."))
         if self.line_rows:
@@ -169,6 +175,7 @@ def run_import(*, creditor, source: RowSource, columns: dict[str, str] | None, d
     normaliser = make_normaliser(source, columns=columns, default_currency=default_currency,
                                  date_format=date_format, decimal_separator=decimal_separator)
     run.month_first = normaliser.month_first
+    run.encoding = source.encoding
     missing = normaliser.missing_columns()
     if missing:
         run.errors = [RowError(1, f, _("No column is recognised as %(field)s (%(label)s).")

@@ -41,8 +41,11 @@ class RowSource:
 
 
 def detect_encoding(sample: bytes) -> str:
-    """UTF-8 (BOM or not) when the bytes are valid UTF-8, else Windows-1252 (what Excel and
-    most French ERPs write), else Latin-1 which decodes anything."""
+    """UTF-8 (BOM or not) or UTF-16 with its BOM when the bytes say so; otherwise the 8-bit
+    code page whose reading looks most like Western European text: Windows-1252 (what Excel
+    on Windows and most French ERPs write), Mac Roman (Excel for Mac's "CSV (Macintosh)"),
+    or DOS code page 850 (Excel's "CSV (MS-DOS)", older accounting software). Windows-1252
+    wins a tie."""
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -52,16 +55,49 @@ def detect_encoding(sample: bytes) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
-    try:
-        sample.decode("cp1252")
-        return "cp1252"
-    except UnicodeDecodeError:
-        # cp1252 leaves 0x81, 0x8D, 0x8F, 0x90, 0x9D undefined: what charset-normalizer
-        # finds best among the 8-bit Western encodings, Latin-1 if it has no opinion.
-        from charset_normalizer import from_bytes
+    best, best_score = "latin_1", None
+    for encoding in EIGHT_BIT_ENCODINGS:
+        try:
+            text = sample.decode(encoding)
+        except UnicodeDecodeError:  # cp1252 leaves five bytes undefined
+            continue
+        score = _western_text_score(text)
+        if best_score is None or score > best_score:
+            best, best_score = encoding, score
+    return best
 
-        best = from_bytes(sample, cp_isolation=["latin_1", "iso8859_15", "cp850", "mac_roman"]).best()
-        return best.encoding if best else "latin_1"
+
+EIGHT_BIT_ENCODINGS = ("cp1252", "mac_roman", "cp850", "latin_1")
+# Non-ASCII characters that Western European business text is made of, besides letters.
+_LIKELY_SIGNS = set("€£°§µ²³«»’‘“”–—…·×")
+_INSIDE_WORD_SIGNS = set("’‘·")
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
+
+
+def _western_text_score(text: str) -> int:
+    """How much the non-ASCII characters of a decoded text read as Western European words:
+    a letter in the case of its neighbours (é in "échéance", É in "ÉCHÉANCE", à alone) and a
+    currency or typographic sign count for; a letter in the wrong case ("NumŽro", "NumÈro"), a
+    box-drawing or control character, or a sign glued inside a word count against."""
+    score = 0
+    for found in _NON_ASCII_RE.finditer(text):
+        i, char = found.start(), found.group()
+        before = text[i - 1] if i else " "
+        after = text[i + 1] if i + 1 < len(text) else " "
+        if char.isupper():
+            if before.islower():
+                score -= 1
+            elif before.isalpha() or after.isalpha():
+                score += 1
+            # a capital standing alone ("12,50 Û") says nothing either way
+        elif char.isalpha():
+            score += -1 if before.isupper() and after.isupper() else 1
+        elif char in _LIKELY_SIGNS and not (before.isalpha() and after.isalpha()
+                                            and char not in _INSIDE_WORD_SIGNS):
+            score += 1
+        else:
+            score -= 1
+    return score
 
 
 def detect_delimiter(text: str) -> str:

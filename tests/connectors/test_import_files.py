@@ -892,3 +892,41 @@ def test_a_file_writing_dates_month_first_is_read_so_and_says_it(creditor, engin
     job = _run_text(creditor, tmp_path, "mixed.csv", mixed, engine=engine)
     assert job.status == ImportJob.Status.FAILED
     assert [e["row"] for e in job.errors if "month first" in e["message"]] == [3, 3]
+
+
+EXCEL_SAVE_AS = (
+    "Numéro;Code client;Raison sociale;Montant TTC;Date facture;Échéance\r\n"
+    "FM-1;C-É1;Café Zoé;1 234,56 €;23/11/2026;23/12/2026\r\n"
+    "FM-2;C-É2;Boulangerie Lefèvre & Fils;(12,00);23/11/2026;23/12/2026\r\n"
+    "FM-3;C-É3;Ölwerk Müller;99,90;23/11/2026;23/12/2026\r\n")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("encoding, told", [
+    ("mac_roman", "The file was read as Mac Roman (Excel for Mac) text."),
+    ("cp850", "The file was read as DOS code page 850 (Excel's MS-DOS CSV) text."),
+    ("utf-16", ""),
+    ("cp1252", "")])
+def test_csv_saved_by_excel_for_mac_dos_or_as_unicode_text(creditor, tmp_path, settings, encoding, told):
+    # given the same sheet saved as "CSV (Macintosh)", "CSV (MS-DOS)", "Unicode text" (UTF-16,
+    # tab-separated) or plain "CSV" by Excel; a negative in the accounting format "(12,00)"
+    settings.LANGUAGE_CODE = "en"
+    text = EXCEL_SAVE_AS.replace(";", "\t") if encoding == "utf-16" else EXCEL_SAVE_AS
+    if encoding == "cp850":
+        text = text.replace(" €", "")  # DOS code page 850 has no euro sign
+    path = tmp_path / "excel.csv"
+    path.write_bytes(text.encode(encoding))
+    with open(path, "rb") as handle:
+        job = import_job_create(creditor=creditor, filename="excel.csv", content=File(handle, name="excel.csv"),
+                                mode=ImportJob.Mode.VALID_ROWS)
+    # when
+    job, _run = import_job_run(job=job, engine="orm")
+    job.refresh_from_db()
+    # then the accented headers are recognised and names come out right
+    assert job.rows_valid == 2, job.errors
+    assert job.errors == [{"row": 3, "column": "Montant TTC", "message": "The amount must be greater than zero."}]
+    invoice = Invoice.objects.get(creditor=creditor, external_ref="FM-1")
+    assert (invoice.customer.name, invoice.customer.external_ref) == ("Café Zoé", "C-É1")
+    assert invoice.amount_total == Decimal("1234.56")
+    assert Invoice.objects.get(creditor=creditor, external_ref="FM-3").customer.name == "Ölwerk Müller"
+    assert job.message == told

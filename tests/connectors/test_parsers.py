@@ -29,6 +29,8 @@ def test_amounts_in_every_notation(value):
     assert parse_amount(french(value), ",") == value
     assert parse_amount(f"{value:,.2f}") == value  # 1,234.56
     assert parse_amount(f"{value:,.2f}".replace(",", " ").replace(".", ",").replace(" ", "."), ",") == value
+    # negatives as accounting exports and spreadsheets write them
+    assert parse_amount(f"{french(value)}-") == parse_amount(f"({french(value)})") == -value
 
 
 @given(st.text(max_size=12))
@@ -88,6 +90,29 @@ def test_encoding_and_delimiter_detection():
     assert detect_delimiter(text) == ";"
     assert detect_delimiter('a,"b;c",d\n') == ","
     assert detect_delimiter("a\tb\tc\n") == "\t"
+
+
+WESTERN_TEXTS = [
+    "Numéro;Montant TTC;Date échéance\r\nFA-1;12,50 €;01/12/2026\r\n",
+    "NUMERO;CLIENT;ÉCHÉANCE;MONTANT\r\nFA-1;CAFÉ ZOÉ;01/12/2026;12,50\r\n",
+    "ref;montant\r\nFA-1;12,50 €\r\nFA-2;3,00 €\r\n",
+    "Facture payable à 30 jours;l’échéance\r\n",
+    "Client;Ölwerk GmbH;Straße;Zürich;Ærø;Øresund;Málaga;São Paulo;Françoise\r\n",
+    "Nom;Total\r\nMüller;12\r\nGarçon;13\r\nœuvre;14\r\n",
+    "Libellé;Montant\r\nRèglement n°12 à l'ordre de M. Lefèvre;12,00\r\n",
+]
+
+
+@pytest.mark.parametrize("text", WESTERN_TEXTS)
+@pytest.mark.parametrize("encoding", ["cp1252", "mac_roman", "cp850", "latin_1"])
+def test_eight_bit_code_pages_are_told_apart(text, encoding):
+    # Excel writes Windows-1252 ("CSV"), Mac Roman ("CSV (Macintosh)") or code page 850
+    # ("CSV (MS-DOS)"); Latin-1 text reads the same as Windows-1252.
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError:
+        pytest.skip(f"{encoding} cannot write this text")
+    assert data.decode(detect_encoding(data)) == text
 
 
 def test_delimiter_is_not_decided_by_a_title_line_or_comma_decimals():
