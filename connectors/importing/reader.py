@@ -206,9 +206,10 @@ def _xlsx_cell(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.date() if value.time() == dt.time(0) else value
     if isinstance(value, float):
-        # repr() gives the shortest string that round-trips: 1234.56, never 1234.5599999. A
-        # Decimal, not a string: a number has no decimal separator for the mapping's to apply to.
-        return Decimal(repr(value))
+        # As Excel shows it: 15 significant digits, so that a computed 119.99999999999999 is
+        # 120 and 1234.5600000000002 is 1234.56. A Decimal, not a string: a number has no
+        # decimal separator for the mapping's to apply to.
+        return Decimal(f"{value:.15g}")
     return value
 
 
@@ -222,7 +223,12 @@ def read_xlsx(path: Path, *, is_header: HeaderTest | None = None) -> RowSource:
     # The first sheet whose header names the required columns (exports put a cover sheet or
     # a summary first), else the first non-empty sheet, whose missing columns are then reported.
     chosen = fallback = None
+    declared_rows: dict[str, int] = {}
     for candidate in workbook.worksheets:
+        # Some generators write a wrong used range (often "A1"), which read-only mode would
+        # take at its word and cut the sheet to; the rows are read to their real end instead.
+        declared_rows[candidate.title] = candidate.max_row or 0
+        candidate.reset_dimensions()
         iterator = candidate.iter_rows(values_only=True)
         try:
             found = (candidate, iterator, *find_header(iterator, is_header))
@@ -237,7 +243,7 @@ def read_xlsx(path: Path, *, is_header: HeaderTest | None = None) -> RowSource:
         workbook.close()
         raise ImportFileError(_("The file is empty."))
     sheet, iterator, headers, header_row, replay = chosen
-    total = max((sheet.max_row or 0), 1)
+    total = max(declared_rows[sheet.title], 1)
     state = {"row": header_row}
 
     def rows() -> Iterator[tuple[int, list[Any]]]:

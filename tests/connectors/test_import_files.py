@@ -930,3 +930,47 @@ def test_csv_saved_by_excel_for_mac_dos_or_as_unicode_text(creditor, tmp_path, s
     assert invoice.amount_total == Decimal("1234.56")
     assert Invoice.objects.get(creditor=creditor, external_ref="FM-3").customer.name == "Ölwerk Müller"
     assert job.message == told
+
+
+def _workbook_as_generators_write_it(path: Path) -> None:
+    """A workbook as some ERP generators write it: a used range of "A1" and amounts computed
+    in floating point (119.99999999999999, which Excel shows as 120.00)."""
+    import re
+    import zipfile
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["N° facture", "Code client", "Client", "Montant TTC", "Date facture", "Échéance"])
+    sheet.append(["WB-1", "K1", "Dupont", 120, dt.datetime(2026, 11, 23), dt.datetime(2026, 12, 23)])
+    sheet.append(["WB-2", "K2", "Martin", 1234.56, dt.datetime(2026, 11, 23), dt.datetime(2026, 12, 23)])
+    sheet.append(["WB-3", "K3", "Durand", 0.3, dt.datetime(2026, 11, 23), dt.datetime(2026, 12, 23)])
+    plain = path.with_suffix(".plain.xlsx")
+    book.save(plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1"/>', data)
+                data = data.replace(b"<v>120</v>", b"<v>119.99999999999999</v>")
+                data = data.replace(b"<v>1234.56</v>", b"<v>1234.5600000000002</v>")
+                data = data.replace(b"<v>0.3</v>", b"<v>0.30000000000000004</v>")
+            target.writestr(item, data)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_workbook_with_a_wrong_used_range_and_computed_amounts(creditor, engine, tmp_path):
+    # given
+    path = tmp_path / "generated.xlsx"
+    _workbook_as_generators_write_it(path)
+    # when
+    with open(path, "rb") as handle:
+        job = import_job_create(creditor=creditor, filename=path.name, content=File(handle, name=path.name))
+    job, _run = import_job_run(job=job, engine=engine)
+    job.refresh_from_db()
+    # then every row is read, each amount as Excel shows it
+    assert job.status == ImportJob.Status.SUCCEEDED, job.errors
+    amounts = dict(Invoice.objects.filter(creditor=creditor).values_list("external_ref", "amount_total"))
+    assert amounts == {"WB-1": Decimal("120.00"), "WB-2": Decimal("1234.56"), "WB-3": Decimal("0.30")}
