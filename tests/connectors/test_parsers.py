@@ -141,3 +141,30 @@ def test_columns_that_look_like_a_field_but_mean_something_else_are_not_read():
     assert resolve_headers(["Référence", "Numéro", "Partenaire", "Total", "Échéance"])[1] == "external_ref"
     # a time zone after a date header is left out, like a currency unit
     assert resolve_headers(["Number", "Customer Name", "Total", "Date (UTC)", "Due Date (UTC)"])[4] == "due_date"
+
+
+def test_collection_agency_and_cegid_headers():
+    agency = ["Dossier", "Débiteur", "Réf. créance", "Date créance", "Exigibilité", "Principal", "Devise",
+              "Téléphone", "Email"]
+    assert resolve_headers(agency) == {0: "customer_ref", 1: "name", 2: "external_ref", 3: "issue_date",
+                                       4: "due_date", 5: "amount", 6: "currency", 7: "phone", 8: "email"}
+    cegid = ["Auxiliaire", "Libellé auxiliaire", "Référence interne", "Date comptable", "Date d'échéance",
+             "Montant", "Devise"]
+    assert resolve_headers(cegid) == {0: "customer_ref", 1: "name", 2: "external_ref", 3: "issue_date",
+                                      4: "due_date", 5: "amount", 6: "currency"}
+    assert resolve_headers(["N°", "Client", "Échéance", "Montant", "Solde ouvert"])[4] == "balance"
+
+
+def test_the_documented_default_mapping_is_the_one_used():
+    from pathlib import Path
+
+    from connectors.importing.fields import DEFAULT_HEADERS
+
+    table = {}
+    for line in (Path(__file__).parents[2] / "docs" / "connectors.md").read_text().splitlines():
+        if line.startswith("| `") and "|" in line[3:]:
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            field = cells[0].split("`")[1]
+            table[field] = [alias.strip() for alias in cells[2].split(" (")[0].split(",")]
+    assert {field: table.get(field) for field in DEFAULT_HEADERS} == {
+        field: list(aliases) for field, aliases in DEFAULT_HEADERS.items()}
