@@ -19,15 +19,9 @@ from zoneinfo import ZoneInfo
 
 from django.utils.translation import gettext as _
 
-from collections_app.models import Creditor, Customer, Payment, Refund
+from collections_app.models import Creditor, Customer, Payment, PaymentMethod, Refund
 from connectors.spreadsheet import SafeWriter
 from notifications.models import Event
-
-BANK_ACCOUNT = ("512000", "Banque")
-CUSTOMER_ACCOUNT = ("411000", "Clients")
-WRITE_OFF_ACCOUNT = ("654000", "Pertes sur créances irrécouvrables")
-JOURNAL = ("BQ", "Banque")
-WRITE_OFF_JOURNAL = ("OD", "Opérations diverses")
 
 # Article A47 A-1 of the Livre des procédures fiscales: these 18 columns, in this order.
 FEC_COLUMNS = ["JournalCode", "JournalLib", "EcritureNum", "EcritureDate", "CompteNum", "CompteLib", "CompAuxNum",
@@ -43,6 +37,7 @@ class Line:
     debit: Decimal
     credit: Decimal
     customer: Customer | None = None
+    auxiliary: str = ""  # the customer's auxiliary account (CompAuxNum)
 
 
 @dataclass(frozen=True)
@@ -70,32 +65,66 @@ def _bounds(start: dt.date, end: dt.date, tz: ZoneInfo) -> tuple[dt.datetime, dt
             dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz))
 
 
-def _money_in(customer: Customer, amount: Decimal) -> tuple[Line, Line]:
-    return Line(BANK_ACCOUNT, amount, Decimal("0.00")), Line(CUSTOMER_ACCOUNT, Decimal("0.00"), amount, customer)
+@dataclass(frozen=True)
+class Chart:
+    """The accounts and journals an export books to (connectors.models.AccountingSettings)."""
+    bank_journal: tuple[str, str]
+    misc_journal: tuple[str, str]
+    bank: tuple[str, str]
+    card: tuple[str, str]
+    customers: tuple[str, str]
+    write_off: tuple[str, str]
+    auxiliary_prefix: str = ""
+
+    @classmethod
+    def of(cls, creditor: Creditor) -> Chart:
+        from connectors.models import AccountingSettings
+
+        s = AccountingSettings.objects.filter(creditor=creditor).first() or AccountingSettings(creditor=creditor)
+        bank = (s.bank_account, s.bank_account_label)
+        return cls(bank_journal=(s.bank_journal, s.bank_journal_label),
+                   misc_journal=(s.misc_journal, s.misc_journal_label), bank=bank,
+                   card=(s.card_account, s.card_account_label or s.card_account) if s.card_account else bank,
+                   customers=(s.customer_account, s.customer_account_label),
+                   write_off=(s.write_off_account, s.write_off_account_label), auxiliary_prefix=s.auxiliary_prefix)
+
+    def treasury(self, method: str | None) -> tuple[str, str]:
+        """Card payments wait on their own account until the processor pays them out."""
+        return self.card if method == PaymentMethod.CARD else self.bank
+
+    def customer_line(self, customer: Customer, debit: Decimal, credit: Decimal) -> Line:
+        return Line(self.customers, debit, credit, customer, f"{self.auxiliary_prefix}{customer.external_ref}")
 
 
-def _money_out(customer: Customer, amount: Decimal) -> tuple[Line, Line]:
-    return Line(CUSTOMER_ACCOUNT, amount, Decimal("0.00"), customer), Line(BANK_ACCOUNT, Decimal("0.00"), amount)
+def _money_in(chart: Chart, method: str | None, customer: Customer, amount: Decimal) -> tuple[Line, Line]:
+    treasury = Line(chart.treasury(method), amount, Decimal("0.00"))
+    return treasury, chart.customer_line(customer, Decimal("0.00"), amount)
+
+
+def _money_out(chart: Chart, method: str | None, customer: Customer, amount: Decimal) -> tuple[Line, Line]:
+    treasury = Line(chart.treasury(method), Decimal("0.00"), amount)
+    return chart.customer_line(customer, amount, Decimal("0.00")), treasury
 
 
 def accounting_entries(*, creditor: Creditor, start: dt.date, end: dt.date) -> list[Entry]:
     tz = ZoneInfo(creditor.time_zone)
+    chart = Chart.of(creditor)
     since, until = _bounds(start, end, tz)
     entries: list[Entry] = []
     payments = (Payment.objects.filter(creditor=creditor, succeeded_at__gte=since, succeeded_at__lt=until)
                 .select_related("customer", "payment_request").order_by("succeeded_at", "id"))
     for p in payments:
         piece = p.payment_request.reference if p.payment_request_id else (p.gateway_reference or str(p.uuid)[:8])
-        entries.append(Entry("payment", _local(p.succeeded_at, tz), JOURNAL, piece[:40],
+        entries.append(Entry("payment", _local(p.succeeded_at, tz), chart.bank_journal, piece[:40],
                              f"Paiement {p.get_method_display()} {p.customer.name}"[:100], p.currency,
-                             _money_in(p.customer, p.amount)))
+                             _money_in(chart, p.method, p.customer, p.amount)))
     refunds = (Refund.objects.filter(payment__creditor=creditor, status=Refund.Status.SUCCEEDED,
                                      completed_at__gte=since, completed_at__lt=until)
                .select_related("payment__customer").order_by("completed_at", "id"))
     for r in refunds:
-        entries.append(Entry("refund", _local(r.completed_at, tz), JOURNAL, str(r.uuid)[:8],
+        entries.append(Entry("refund", _local(r.completed_at, tz), chart.bank_journal, str(r.uuid)[:8],
                              f"Remboursement {r.payment.customer.name}"[:100], r.currency,
-                             _money_out(r.payment.customer, r.amount)))
+                             _money_out(chart, r.payment.method, r.payment.customer, r.amount)))
     events = (Event.objects.filter(creditor_id=creditor.pk, type__in=["invoice.written_off", "payment.reversed"],
                                    occurred_at__gte=since, occurred_at__lt=until).order_by("occurred_at", "id"))
     events = list(events)
@@ -108,18 +137,19 @@ def accounting_entries(*, creditor: Creditor, start: dt.date, end: dt.date) -> l
             amount = Decimal(e.payload["written_off_amount"])
             if amount <= 0:
                 continue
-            entries.append(Entry("write_off", _local(e.occurred_at, tz), WRITE_OFF_JOURNAL,
+            entries.append(Entry("write_off", _local(e.occurred_at, tz), chart.misc_journal,
                                  e.payload["invoice_external_ref"][:40],
                                  f"Créance irrécouvrable {e.payload['invoice_external_ref']}"[:100],
                                  e.payload["currency"],
-                                 (Line(WRITE_OFF_ACCOUNT, amount, Decimal("0.00")),
-                                  Line(CUSTOMER_ACCOUNT, Decimal("0.00"), amount, customer))))
+                                 (Line(chart.write_off, amount, Decimal("0.00")),
+                                  chart.customer_line(customer, Decimal("0.00"), amount))))
         else:
             amount = Decimal(e.payload["amount"])
-            entries.append(Entry("reversal", _local(e.occurred_at, tz), JOURNAL,
+            entries.append(Entry("reversal", _local(e.occurred_at, tz), chart.bank_journal,
                                  (e.payload.get("payment_request_reference") or str(e.payload["payment_id"]))[:40],
                                  f"Rejet {e.payload.get('reason_code') or ''} {customer.name}".replace("  ", " ")[:100],
-                                 e.payload["currency"], _money_out(customer, amount)))
+                                 e.payload["currency"],
+                                 _money_out(chart, e.payload.get("method"), customer, amount)))
     entries.sort(key=lambda x: (x.date, x.journal[0], x.kind))
     counters: dict[str, int] = {}
     numbered = []
@@ -152,7 +182,7 @@ def fec(entries: Iterable[Entry], *, currency: str = "EUR") -> bytes:
             customer = line.customer
             out.write("\t".join(_clean(v) for v in (
                 entry.journal[0], entry.journal[1], entry.number, day, line.account[0], line.account[1],
-                customer.external_ref if customer else "", customer.name if customer else "", entry.piece_ref, day,
+                line.auxiliary, customer.name if customer else "", entry.piece_ref, day,
                 entry.label, _fec_amount(line.debit), _fec_amount(line.credit), "", "", day, "", "",
             )) + "\r\n")
     return out.getvalue().encode("iso8859_15", errors="replace")

@@ -21,7 +21,7 @@ from collections_app.models import Creditor, Customer, Invoice, Payment
 from connectors import accounting, reports, services
 from connectors.exports import export_cursor_create, status_file_write
 from connectors.importing.fields import DEFAULT_HEADERS, FIELDS
-from connectors.models import ColumnMapping, ExportCursor, ExportJob, ImportJob
+from connectors.models import AccountingSettings, ColumnMapping, ExportCursor, ExportJob, ImportJob
 from connectors.resources import CustomerResource, InvoiceResource, PaymentResource
 
 
@@ -42,6 +42,19 @@ class ColumnMappingAdmin(admin.ModelAdmin):
         return format_html("<table>{}</table>", format_html_join(
             "", "<tr><th>{}</th><td>{}</td></tr>",
             ((f"{field} ({label})", ", ".join(DEFAULT_HEADERS[field])) for field, (label, _req) in FIELDS.items())))
+
+
+@admin.register(AccountingSettings)
+class AccountingSettingsAdmin(admin.ModelAdmin):
+    list_display = ["creditor", "bank_journal", "bank_account", "card_account", "customer_account",
+                    "write_off_account", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["creditor"]}),
+        (_("Journals"), {"fields": [("bank_journal", "bank_journal_label"), ("misc_journal", "misc_journal_label")]}),
+        (_("Accounts"), {"fields": [("bank_account", "bank_account_label"), ("card_account", "card_account_label"),
+                                    ("customer_account", "customer_account_label"), "auxiliary_prefix",
+                                    ("write_off_account", "write_off_account_label")]}),
+    ]
 
 
 class ImportUploadForm(forms.ModelForm):

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from collections_app.models import Creditor, CurrencyField
 
-__all__ = ["ColumnMapping", "ImportJob", "ExportCursor", "ExportJob", "PendingStatusEvent"]
+__all__ = ["AccountingSettings", "ColumnMapping", "ImportJob", "ExportCursor", "ExportJob", "PendingStatusEvent"]
 
 
 class ColumnMapping(models.Model):
@@ -208,3 +209,50 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk}"
+
+
+_ACCOUNT = RegexValidator(r"^[0-9A-Za-z]{3,20}$", _("An account number is 3 to 20 letters or digits."))
+_JOURNAL = RegexValidator(r"^[0-9A-Za-z]{1,8}$", _("A journal code is 1 to 8 letters or digits."))
+
+
+def _account(verbose: str, default: str) -> models.CharField:
+    return models.CharField(verbose, max_length=20, default=default, validators=[_ACCOUNT])
+
+
+def _label(verbose: str, default: str) -> models.CharField:
+    return models.CharField(verbose, max_length=100, default=default, blank=bool(not default))
+
+
+class AccountingSettings(models.Model):
+    """A creditor's accounts and journals for the accounting export (journal CSV and FEC). The
+    defaults are the French chart of accounts' (PCG); without a row, the defaults apply."""
+
+    creditor = models.OneToOneField(Creditor, on_delete=models.CASCADE, related_name="accounting_settings",
+                                    verbose_name=_("creditor"))
+    bank_journal = models.CharField(_("bank journal code"), max_length=8, default="BQ", validators=[_JOURNAL])
+    bank_journal_label = _label(_("bank journal label"), "Banque")
+    misc_journal = models.CharField(_("journal code of write-offs"), max_length=8, default="OD",
+                                    validators=[_JOURNAL])
+    misc_journal_label = _label(_("journal label of write-offs"), "Opérations diverses")
+    bank_account = _account(_("bank account"), "512000")
+    bank_account_label = _label(_("bank account label"), "Banque")
+    card_account = models.CharField(
+        _("card payments account"), max_length=20, blank=True, validators=[_ACCOUNT],
+        help_text=_("Where card payments wait until the card processor pays them out (for example 511000 or "
+                    "a 467 account of the processor); empty: the bank account."))
+    card_account_label = _label(_("card payments account label"), "")
+    customer_account = _account(_("customers account"), "411000")
+    customer_account_label = _label(_("customers account label"), "Clients")
+    write_off_account = _account(_("bad debts account"), "654000")
+    write_off_account_label = _label(_("bad debts account label"), "Pertes sur créances irrécouvrables")
+    auxiliary_prefix = models.CharField(
+        _("customer auxiliary account prefix"), max_length=8, blank=True,
+        help_text=_("Put before the customer's reference to make its auxiliary account (CompAuxNum), e.g. C."))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("accounting settings")
+        verbose_name_plural = _("accounting settings")
+
+    def __str__(self) -> str:
+        return str(self.creditor)

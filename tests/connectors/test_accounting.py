@@ -102,3 +102,37 @@ def test_accounting_export_command(customer, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert data["lines"] == 10
     assert Path(data["path"]).read_bytes().decode("utf-8-sig").startswith("date,journal,entry,kind,account")
+
+
+@pytest.mark.django_db
+def test_the_creditors_own_accounts_and_journals(customer, admin_client):
+    # given a creditor whose chart books card payments to the processor's account and prefixes
+    # customer auxiliary accounts, saved through the admin
+    response = admin_client.post("/admin/connectors/accountingsettings/add/", {
+        "creditor": customer.creditor.pk, "bank_journal": "BNP", "bank_journal_label": "BNP Paribas",
+        "misc_journal": "OD", "misc_journal_label": "Opérations diverses", "bank_account": "512100",
+        "bank_account_label": "BNP Paribas", "card_account": "467100", "card_account_label": "Stripe",
+        "customer_account": "411000", "customer_account_label": "Clients", "auxiliary_prefix": "C",
+        "write_off_account": "654000", "write_off_account_label": "Créances irrécouvrables"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    money_movements(customer)
+    today = timezone.localdate()
+    # when
+    entries = accounting_entries(creditor=customer.creditor, start=today, end=today)
+    rows = parse_fec(fec(entries))[1:]
+    # then
+    accounts = {(e.kind, e.lines[0].account[0], e.lines[1].account[0]) for e in entries}
+    assert accounts == {("payment", "467100", "411000"), ("payment", "512100", "411000"),
+                        ("refund", "411000", "467100"), ("reversal", "411000", "512100"),
+                        ("write_off", "654000", "411000")}
+    assert {row[0] for row in rows} == {"BNP", "OD"}
+    assert {(row[4], row[5]) for row in rows if row[6]} == {("411000", "Clients")}
+    assert {row[6] for row in rows if row[6]} == {f"C{customer.external_ref}"}
+    assert all(row[6] == "" for row in rows if row[4] != "411000")
+    # a bad account number is refused field by field
+    response = admin_client.post(f"/admin/connectors/accountingsettings/{customer.creditor.accounting_settings.pk}"
+                                 "/change/", {"creditor": customer.creditor.pk, "bank_journal": "BQ",
+                                              "bank_account": "51 2", "customer_account": "411000",
+                                              "write_off_account": "654000", "misc_journal": "OD"})
+    assert response.status_code == 200
+    assert "An account number is 3 to 20 letters or digits." in response.content.decode()
