@@ -23,6 +23,7 @@ from lxml import etree
 from reconciliation.parsers.base import (
     Entry, StatementHeader, StatementParseError, UnsupportedFormat, clean_reference, iban_or_empty,
 )
+from reconciliation.parsers.mt940 import GERMAN_RETURN_CODES
 
 NAMESPACE_RE = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:(camt\.05[234])\.001\.(\d\d)")
 SUPPORTED_VERSIONS = {f"{v:02d}" for v in range(2, 14)}
@@ -35,6 +36,15 @@ XML_DECLARATION = b"<?xml"
 # Swiss banks put QR-bill processing codes in AddtlRmtInf: not the payer's words.
 TECHNICAL_REMITTANCE = re.compile(r"^\?(REJECT|ERROR)\?")
 NUMERIC_REFERENCE = re.compile(r"(RF\d\d)?[\dA-Z ]+")
+# German banks (DK format) give no ISO domain, only a proprietary code "NRTI+109+…": SWIFT
+# transaction type, then the GVC, which tells returns as in MT940.
+DK_PROPRIETARY_CODE = re.compile(r"^[A-Z]{4}\+(\d{3})(\+|$)")
+
+
+def _squeeze(text: str) -> str:
+    """Free text with its line breaks and column padding reduced to single spaces (Nordic banks
+    pad remittance lines to fixed columns, Swiss banks break the entry text into lines)."""
+    return " ".join(text.split())
 
 
 ROOT_START_RE = re.compile(rb"<[A-Za-z_]")
@@ -355,7 +365,7 @@ def _entries(ntry, p: _Paths, header: StatementHeader, number: int) -> Iterator[
         is_reversal=reversal, booked=status not in NOT_BOOKED,
         bank_reference=clean_reference(_text(ntry, p("AcctSvcrRef"))),
         entry_reference=clean_reference(_text(ntry, p("NtryRef"))), bank_transaction_code=code,
-        remittance_info=_text(ntry, p("AddtlNtryInf"))[:500],
+        remittance_info=_squeeze(_text(ntry, p("AddtlNtryInf")))[:500],
     )
     details = ntry.findall(p("NtryDtls/TxDtls"))
     batch = ntry.find(p("NtryDtls/Btch"))
@@ -367,9 +377,10 @@ def _entries(ntry, p: _Paths, header: StatementHeader, number: int) -> Iterator[
     if len(details) > 1 or batch is not None:
         batch_ref = (_text(batch, p("PmtInfId")) or _text(batch, p("MsgId"))) if batch is not None else ""
         batch_ref = (batch_ref or base.bank_reference or base.entry_reference or f"entry-{number}")[:64]
-    if len(details) > 1 and any(_amount_element(tx, p, base.currency) is None for tx in details):
-        # The bank lists the batch's payers but not what each paid: the entry cannot be
-        # split, so it is kept whole with all their remittance texts.
+    if len(details) > 1 and not _splittable(details, p, base):
+        # The bank lists the batch's payers but not what each paid, or only some of them (the
+        # details do not add up to what was booked): the entry cannot be split, so it is kept
+        # whole, at the booked amount, with all their remittance texts.
         texts = [_remittance(tx, p)[0] for tx in details]
         base.remittance_info = " ".join(x for x in (*texts, base.remittance_info) if x)[:1000]
         base.batch_reference = batch_ref
@@ -377,7 +388,27 @@ def _entries(ntry, p: _Paths, header: StatementHeader, number: int) -> Iterator[
         yield base
         return
     for position, tx in enumerate(details):
-        yield _detail(tx, p, base, number, position, batch_ref, single=len(details) == 1)
+        yield _detail(tx, p, base, number, position, batch_ref, single=len(details) == 1,
+                      own_iban=header.account_iban)
+
+
+def _splittable(details: list, p: _Paths, base: Entry) -> bool:
+    """Whether a batch entry's transactions give their amounts, in the entry's currency, and add
+    up to the amount booked: only then is the entry replaced by its transactions."""
+    total = Decimal(0)
+    for tx in details:
+        el = _amount_element(tx, p, base.currency)
+        if el is None or (el.get("Ccy") or base.currency).upper() != base.currency:
+            return False
+        try:
+            amount = Decimal((el.text or "").strip())
+        except InvalidOperation:
+            return True  # the transaction's own reading names the bad amount
+        if not amount.is_finite():
+            return True
+        direction = _text(tx, p("CdtDbtInd")) or base.direction
+        total += amount if direction == base.direction else -amount
+    return total == base.amount
 
 
 def _amount_element(tx, p: _Paths, currency: str):
@@ -394,23 +425,34 @@ def _amount_element(tx, p: _Paths, currency: str):
 
 def _remittance(tx, p: _Paths) -> tuple[str, str]:
     """The remittance text and the structured reference of a transaction."""
-    ustrd = " ".join((u.text or "").strip() for u in tx.iterfind(p("RmtInf/Ustrd")))
+    ustrd = _squeeze(" ".join((u.text or "") for u in tx.iterfind(p("RmtInf/Ustrd"))))
     # Structured remittance: the creditor reference (RF…, Swiss QR), else the invoice numbers
-    # it lists (RfrdDocInf/Nb) and its free additional text.
+    # it lists (RfrdDocInf/Nb) and its free additional text. A payment of several invoices
+    # repeats Strd, one creditor reference each: the first is the structured reference, the
+    # others go to the text, where matching finds them too.
+    references = [_joined(ref) for ref in (_text(el, ".") for el in tx.iterfind(p("RmtInf/Strd/CdtrRefInf/Ref")))
+                  if ref]
     documents = [(d.text or "").strip() for d in tx.iterfind(p("RmtInf/Strd/RfrdDocInf/Nb"))]
-    strd_text = [(a.text or "").strip() for a in tx.iterfind(p("RmtInf/Strd/AddtlRmtInf"))]
+    strd_text = [_squeeze(a.text or "") for a in tx.iterfind(p("RmtInf/Strd/AddtlRmtInf"))]
     strd_text = [t for t in strd_text if not TECHNICAL_REMITTANCE.match(t)]
-    text = " ".join(x for x in (ustrd, *documents, *strd_text) if x)
-    structured = _text(tx, p("RmtInf/Strd/CdtrRefInf/Ref")) or (documents[0] if documents else "")
-    if NUMERIC_REFERENCE.fullmatch(structured.upper()) and any(c.isdigit() for c in structured):
-        # RF and QR references printed in groups of four or five
-        structured = structured.replace(" ", "")
+    text = " ".join(x for x in (ustrd, *references[1:], *documents, *strd_text) if x)
+    structured = (references[0] if references else "") or _joined(documents[0] if documents else "")
     return text, structured
+
+
+def _joined(reference: str) -> str:
+    """RF and QR references printed in groups of four or five, joined."""
+    if NUMERIC_REFERENCE.fullmatch(reference.upper()) and any(c.isdigit() for c in reference):
+        return reference.replace(" ", "")
+    return reference
 
 
 def _is_return_code(code: str) -> bool:
     parts = code.split("/")
-    return len(parts) >= 3 and parts[2] in RETURN_SUBFAMILIES
+    if len(parts) >= 3 and parts[2] in RETURN_SUBFAMILIES:
+        return True
+    dk = DK_PROPRIETARY_CODE.match(code)
+    return bool(dk) and dk.group(1) in GERMAN_RETURN_CODES
 
 
 def _bank_code(el, p: _Paths) -> str:
@@ -425,20 +467,36 @@ def _party_name(tx, p: _Paths, role: str) -> str:
     return (_text(tx, p(f"RltdPties/{role}/Nm")) or _text(tx, p(f"RltdPties/{role}/Pty/Nm")))[:140]
 
 
+def _compact(account: str) -> str:
+    return account.replace(" ", "").upper()
+
+
 def _account(tx, p: _Paths, role: str) -> str:
     return (_text(tx, p(f"RltdPties/{role}Acct/Id/IBAN")) or _text(tx, p(f"RltdPties/{role}Acct/Id/Othr/Id")))[:64]
 
 
-def _detail(tx, p: _Paths, base: Entry, number: int, position: int, batch_ref: str, *, single: bool) -> Entry:
+def _foreign_amount(tx, p: _Paths, currency: str):
+    """The amount in the payer's currency when it is not the account's: the instructed amount
+    first (banks give it beside the transaction amount converted into the account's currency)."""
+    for path in ("AmtDtls/InstdAmt/Amt", "Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/CntrValAmt/Amt"):
+        el = tx.find(p(path))
+        if el is not None and (el.get("Ccy") or currency).upper() != currency:
+            return el
+    return None
+
+
+def _detail(tx, p: _Paths, base: Entry, number: int, position: int, batch_ref: str, *, single: bool,
+            own_iban: str = "") -> Entry:
     amount_el = _amount_element(tx, p, base.currency)
     extra = {}
     if single:
         # The entry's amount is what was booked on the account; the transaction's may be
-        # the payer's (another currency, or before charges).
+        # the payer's (another currency, or before charges), kept aside.
         amount, currency, direction = base.amount, base.currency, base.direction
-        if amount_el is not None and (amount_el.get("Ccy") or currency).upper() != currency:
-            extra["original_amount"] = _decimal(amount_el.text, entry=number)
-            extra["original_currency"] = (amount_el.get("Ccy") or "").upper()
+        foreign = _foreign_amount(tx, p, currency)
+        if foreign is not None:
+            extra["original_amount"] = _decimal(foreign.text, entry=number)
+            extra["original_currency"] = (foreign.get("Ccy") or "").upper()
     elif amount_el is None:
         raise StatementParseError(f"transaction {position + 1} of a batch entry has no amount", entry=number)
     else:
@@ -450,8 +508,14 @@ def _detail(tx, p: _Paths, base: Entry, number: int, position: int, batch_ref: s
     code = _bank_code(tx, p) or base.bank_transaction_code
     reason = _text(tx, p("RtrInf/Rsn/Cd")) or _text(tx, p("RtrInf/Rsn/Prtry"))
     ustrd, structured = _remittance(tx, p)
-    additional = _text(tx, p("AddtlTxInf"))
+    additional = _squeeze(_text(tx, p("AddtlTxInf")))
     role = "Dbtr" if direction == "CRDT" else "Cdtr"
+    other = "Cdtr" if role == "Dbtr" else "Dbtr"
+    if own_iban and _compact(_account(tx, p, role)) == own_iban and _compact(_account(tx, p, other)) != own_iban \
+            and _party_name(tx, p, other):
+        # The party on the counterparty's side is the account holder: a return describing the
+        # original collection (the debtor is the customer, the creditor is us), as German banks do.
+        role = other
     counterparty_name, counterparty_iban = _party_name(tx, p, role), _account(tx, p, role)
     ultimate = _party_name(tx, p, f"Ultmt{role}")
     if ultimate:
