@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import IO
@@ -94,6 +95,7 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
     index = -1
     number = 0
     credits = debits = Decimal(0)
+    seen: Counter[tuple] = Counter()  # identical movements with the same bank references
     for line, record in records:
         if len(record) < RECORD_LENGTH:
             record = record.ljust(RECORD_LENGTH)
@@ -107,7 +109,7 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
         decimals = int(decimals_field) if decimals_field.isdigit() else 2
         if code == "01":
             if entry is not None:
-                yield _finish(entry)
+                yield _finish(entry, seen, header)
                 entry = None
             index += 1
             iban, other = _account(bank, branch, account)
@@ -120,7 +122,7 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
             raise StatementParseError("movement before the opening balance record (01)", line=line)
         elif code == "04":
             if entry is not None:
-                yield _finish(entry)
+                yield _finish(entry, seen, header)
             number += 1
             signed = _amount(record[90:104], decimals, line)
             if signed == 0:
@@ -136,12 +138,14 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
             entry = Entry(
                 booking_date=booking, value_date=_date(record[42:48], line), amount=abs(signed),
                 direction="CRDT" if signed > 0 else "DBIT", currency=currency.strip().upper() or header.currency,
-                bank_transaction_code=f"{operation}/{record[7:11].strip()}".strip("/"),
-                remittance_info=record[48:79].strip(), bank_reference=entry_no,
-                entry_reference=record[104:120].strip(),
+                # some banks leave the interbank code blank and give only their internal one
+                bank_transaction_code=f"{operation.strip()}/{record[7:11].strip()}".strip("/"),
+                bank_reference=entry_no, entry_reference=record[104:120].strip(),
                 is_reversal=operation in RETURN_OPERATION_CODES or bool(reject and reject != "00"),
                 reason_code=reject if reject and reject != "00" else "",
             )
+            # the label: 31 characters, which a text without qualifier in 05 records may continue
+            _text(entry, "label", record[48:79], full=record[78] != " ")
             if signed > 0:
                 credits += signed
             else:
@@ -149,17 +153,24 @@ def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
         elif code == "05":
             if entry is None:
                 raise StatementParseError("complement record (05) without a movement (04)", line=line)
-            _complement(entry, record[45:48], record[48:118])
+            qualifier = record[45:48]
+            if not qualifier.strip() or qualifier.isdigit():
+                # no qualifier (blank, or the end of a date some banks write there): the older
+                # layout, free text continuing the movement's label, from column 49
+                _text(entry, "label", record[48:118],
+                      full=record[117] != " " or (record[78] != " " and not record[79:118].strip()))
+            else:
+                _complement(entry, qualifier, record[48:118])
         elif code == "07":
             if entry is not None:
-                yield _finish(entry)
+                yield _finish(entry, seen, header)
                 entry = None
             header.closing_balance = _amount(record[90:104], decimals, line)
             header.to_date = _date(record[34:40], line)
             header.final = True
             yield header
     if entry is not None:
-        yield _finish(entry)
+        yield _finish(entry, seen, header)
     if header is not None and not header.final:
         raise StatementParseError("the file ends without a new balance record (07)")
 
@@ -169,6 +180,10 @@ REASON_CODE = re.compile(r"\b([A-Z]{2}\d{2})\b")
 
 # Sequence types that follow the mandate reference in a RUM record.
 SEQUENCE_TYPES = {"FRST", "RCUR", "OOFF", "FNAL"}
+# 05 records whose text goes to the remittance information (LCS too, after its reference).
+TEXT_QUALIFIERS = {"LCC", "LC2", "LIB", "REF", "LCZ"}
+# Where an entry's pieces of text wait in Entry.extra until the entry is finished.
+TEXTS = "_texts"
 
 
 def _complement(entry: Entry, qualifier: str, detail: str) -> None:
@@ -203,9 +218,10 @@ def _complement(entry: Entry, qualifier: str, detail: str) -> None:
             entry.reason_code = found.group(1)
     elif qualifier == "LCS":
         entry.structured_reference = entry.structured_reference or first[:64]
-        entry.remittance_info = f"{entry.remittance_info} {value}".strip()[:1000]
-    elif qualifier in ("LCC", "LC2", "LIB", "REF", "LCZ"):
-        entry.remittance_info = f"{entry.remittance_info} {value}".strip()[:1000]
+        _text(entry, qualifier, detail, full=False)
+    elif qualifier in TEXT_QUALIFIERS:
+        # LC2 is the second half of LCC's 140 characters of remittance information
+        _text(entry, "LCC" if qualifier == "LC2" else qualifier, detail, full=detail[-1:] not in ("", " "))
     elif qualifier in ("MMO", "FEE"):
         # amount in the original currency / fees: currency, number of decimals, 14 digits
         entry.extra[qualifier] = value
@@ -218,15 +234,50 @@ def _complement(entry: Entry, qualifier: str, detail: str) -> None:
         entry.extra[qualifier] = value
 
 
+def _text(entry: Entry, kind: str, field: str, *, full: bool) -> None:
+    """One piece of the movement's texts. A piece that fills its whole field was cut by the
+    record's length (an invoice number cut in two, as Société Générale cuts LCC/LC2 and
+    factoring companies their labels): the next piece of the same text follows it without a
+    space."""
+    parts = entry.extra.setdefault(TEXTS, [])
+    if parts and parts[-1][0] == kind and parts[-1][2]:
+        parts[-1][1] += field
+        parts[-1][2] = full
+    else:
+        parts.append([kind, field, full])
+
+
+def _remittance(parts: list) -> str:
+    """The label, then each 05 text once: banks repeat the remittance information in LIB and
+    LCC, and LIB may hold only its first 70 characters."""
+    label = parts[0][1].strip() if parts and parts[0][0] == "label" else ""
+    others = [(text.strip(), full) for _kind, text, full in parts[1 if label else 0:]]
+    kept: list[str] = []
+    for text, full in others:
+        cut_copy = full and any(o != text and o.startswith(text) for o, _full in others)
+        if text and text not in kept and not cut_copy:
+            kept.append(text)
+    return " ".join(t for t in [label, *kept] if t)[:1000]
+
+
 def _iban(identifier: str) -> str:
     """The IBAN in an identifier field, if it holds one (it may be a creditor identifier)."""
     return iban_or_empty(identifier[:35])
 
 
-def _finish(entry: Entry) -> Entry:
-    """The counterparty: the payer of a credit, the beneficiary of a debit; on a returned
-    direct debit (a debit) the payer, whose collection came back. The ultimate party
+def _finish(entry: Entry, seen: Counter, header: StatementHeader) -> Entry:
+    """The texts and the counterparty: the payer of a credit, the beneficiary of a debit; on a
+    returned direct debit (a debit) the payer, whose collection came back. The ultimate party
     (NPO / NBU) only when the direct one is missing."""
+    entry.remittance_info = _remittance(entry.extra.pop(TEXTS, []))
+    if entry.bank_reference or entry.end_to_end_id:
+        # Entry numbers are not unique everywhere (a factoring company numbers a whole remittance
+        # alike, ATM withdrawals of the same amount can share one): the second identical movement
+        # is told apart by its rank, or the natural key would take it for the first.
+        key = (header.account_iban, header.account_other_id, entry.booking_date, entry.direction, entry.amount,
+               entry.currency, entry.bank_reference, entry.entry_reference, entry.end_to_end_id)
+        entry.position = seen[key]
+        seen[key] += 1
     names = entry.extra
     payer_side = entry.direction == "CRDT" or entry.is_reversal
     if payer_side:
