@@ -105,7 +105,8 @@ def test_accounting_export_command(customer, tmp_path, capsys):
 
 
 @pytest.mark.django_db
-def test_the_creditors_own_accounts_and_journals(customer, admin_client):
+def test_the_creditors_own_accounts_and_journals(customer, admin_client, settings):
+    settings.LANGUAGE_CODE = "en"
     # given a creditor whose chart books card payments to the processor's account and prefixes
     # customer auxiliary accounts, saved through the admin
     response = admin_client.post("/admin/connectors/accountingsettings/add/", {
