@@ -11,6 +11,7 @@ with SKIP LOCKED), and suggestions are upserted.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -180,18 +181,21 @@ def _rule_virtual_iban(pending: list[BankTransaction], found: dict[int, _Candida
 
 
 def _rule_reference(pending: list[BankTransaction], found: dict[int, _Candidate]) -> None:
-    per_tx = {tx.pk: references.candidates(tx.remittance_info, tx.structured_reference, tx.end_to_end_id)
-              for tx in pending}
+    per_tx, short = {}, {}
+    for tx in pending:
+        per_tx[tx.pk], short[tx.pk] = references.candidate_sets(*_texts(tx))
     all_candidates = set().union(*per_tx.values()) if per_tx else set()
+    all_short = all_candidates.union(*short.values()) if short else set()
     creditor_ids = {tx.creditor_id for tx in pending if tx.creditor_id}
     unscoped = any(tx.creditor_id is None for tx in pending)
     requests: dict[str, list[dict]] = defaultdict(list)
     invoices: dict[str, list[dict]] = defaultdict(list)
-    if all_candidates:
-        scope = Q() if unscoped else Q(creditor_id__in=creditor_ids)
-        fields = ("pk", "creditor_id", "customer_id", "reference", "short_reference", "status")
-        for row in PaymentRequest.objects.filter(scope, short_reference__in=all_candidates).values(*fields):
+    scope = Q() if unscoped else Q(creditor_id__in=creditor_ids)
+    fields = ("pk", "creditor_id", "customer_id", "reference", "short_reference", "status")
+    if all_short:
+        for row in PaymentRequest.objects.filter(scope, short_reference__in=all_short).values(*fields):
             requests[row["short_reference"]].append(row)
+    if all_candidates:
         for row in (PaymentRequest.objects.annotate(canon=canonical_sql("reference"))
                     .filter(scope, canon__in=all_candidates).values(*fields, "canon")):
             if row not in requests[row["canon"]]:
@@ -201,17 +205,27 @@ def _rule_reference(pending: list[BankTransaction], found: dict[int, _Candidate]
                     .values("pk", "creditor_id", "customer_id", "external_ref", "status", "canon")):
             invoices[row["canon"]].append(row)
     unresolved = []
+    quoted: dict[int, list[str]] = {}  # the invoice numbers a transfer was matched on
     for tx in pending:
         tokens = per_tx[tx.pk]
-        hit_requests = {r["pk"]: r for t in tokens for r in requests.get(t, ()) if _same_creditor(tx, r)}
+        hit_requests = {r["pk"]: r for t in tokens | short[tx.pk] for r in requests.get(t, ())
+                        if _same_creditor(tx, r)}
         hit_invoices = {i["pk"]: i for t in tokens for i in invoices.get(t, ()) if _same_creditor(tx, i)}
         target = _reference_target(tx, hit_requests, hit_invoices, found[tx.pk])
         if target is not None:
             found[tx.pk].target = target
-        elif not found[tx.pk].ambiguous and tokens:
+            if target.invoice_ids and target.payment_request_id is None:
+                quoted[tx.pk] = [hit_invoices[pk]["external_ref"] for pk in target.invoice_ids]
+        elif not found[tx.pk].ambiguous and (tx.remittance_info or tx.structured_reference or tx.end_to_end_id):
             unresolved.append(tx)
+    if quoted:
+        _reference_continuations([tx for tx in pending if tx.pk in quoted], quoted, per_tx, found)
     if unresolved:
         _reference_typos(unresolved, per_tx, found)
+
+
+def _texts(tx: BankTransaction) -> tuple[str, str, str]:
+    return tx.remittance_info, tx.structured_reference, tx.end_to_end_id
 
 
 def canonical_sql(field_name: str):
@@ -245,6 +259,54 @@ def _reference_target(tx, hit_requests: dict, hit_invoices: dict, candidate: _Ca
     return None
 
 
+CONTINUATION_RE = re.compile(r"^(.*?)(\d+)$")
+
+
+def _reference_continuations(txs: list[BankTransaction], quoted_refs: dict[int, list[str]],
+                             per_tx: dict[int, set[str]], found: dict[int, _Candidate]) -> None:
+    """"Fact. 2026-0457 et 0458", "INV 0001234 and 0001235": numbers quoted after an invoice
+    number stand for the same customer's invoices numbered alike (the number's end replaced).
+    Only when they and the quoted invoices are together exactly what was transferred."""
+    wanted: dict[int, set[str]] = {}
+    for tx in txs:
+        numbers = {t for t in per_tx[tx.pk] if t.isdigit() and len(t) >= 3}
+        expanded = set()
+        for ref in quoted_refs[tx.pk]:
+            canon = references.canonical(ref)
+            parts = CONTINUATION_RE.match(canon)
+            if parts is None:
+                continue
+            prefix, run = parts.groups()
+            # not the pieces of the quoted number itself ("FA 2026 00123")
+            expanded.update(prefix + run[:len(run) - len(n)] + n for n in numbers
+                            if len(n) <= len(run) and n not in canon)
+        if expanded:
+            wanted[tx.pk] = expanded
+    if not wanted:
+        return
+    customers = {found[pk].target.customer_id for pk in wanted}
+    quoted = {i for pk in wanted for i in found[pk].target.invoice_ids}
+    rows = (Invoice.objects.annotate(canon=canonical_sql("external_ref"),
+                                     due=F("amount_total") - F("amount_paid") - F("amount_written_off"))
+            .filter(Q(pk__in=quoted) | Q(customer_id__in=customers, status__in=OPEN,
+                                         canon__in=set().union(*wanted.values())))
+            .values("pk", "customer_id", "external_ref", "canon", "due", "currency"))
+    by_pk = {row["pk"]: row for row in rows}
+    for tx in txs:
+        if tx.pk not in wanted:
+            continue
+        target = found[tx.pk].target
+        extra = [row for row in by_pk.values() if row["pk"] not in target.invoice_ids
+                 and row["customer_id"] == target.customer_id and row["canon"] in wanted[tx.pk]]
+        chosen = [by_pk[pk] for pk in target.invoice_ids if pk in by_pk] + extra
+        if (extra and len(chosen) == len(target.invoice_ids) + len(extra)
+                and all(row["currency"] == tx.currency for row in chosen)
+                and sum(row["due"] for row in chosen) == tx.amount):
+            refs = sorted(row["external_ref"] for row in chosen)
+            found[tx.pk].target = Target(customer_id=target.customer_id, invoice_ids=sorted(r["pk"] for r in chosen),
+                                         reason="invoice " + ", ".join(refs))
+
+
 def _open_invoices_by_amount(txs: list[BankTransaction]) -> dict[tuple, list[dict]]:
     """Open invoices whose amount due equals one of the transactions' amounts, one query."""
     amounts = {tx.amount for tx in txs}
@@ -267,7 +329,8 @@ def _digits(text: str) -> str:
 
 def _reference_typos(txs: list[BankTransaction], per_tx: dict[int, set[str]], found: dict[int, _Candidate]) -> None:
     """A reference one typing mistake away from an open invoice of exactly the transferred
-    amount, or its number without its letters ("facture 2024-0012" for FA-2024-0012)."""
+    amount, its number without its letters ("facture 2024-0012" for FA-2024-0012) or without
+    its leading zeros ("FA 2024 12"), or glued after letters ("FACT20240012" for 2024-0012)."""
     by_amount = _open_invoices_by_amount(txs)
     for tx in txs:
         rows = [r for r in by_amount.get((tx.amount, tx.currency), ()) if _same_creditor(tx, r)]
@@ -278,6 +341,11 @@ def _reference_typos(txs: list[BankTransaction], per_tx: dict[int, set[str]], fo
         close = [r for r in rows if len(r["external_ref"]) >= 5 and (
             any(Levenshtein.distance(references.canonical(r["external_ref"]), t, score_cutoff=1) <= 1 for t in tokens)
             or (len(_digits(r["external_ref"])) >= 4 and _digits(r["external_ref"]) in numbers))]
+        if not close:
+            loose = references.loose_candidates(*_texts(tx))
+            close = [r for r in rows if len(r["external_ref"]) >= 5 and len(_digits(r["external_ref"])) >= 3
+                     and not loose.isdisjoint((references.canonical(r["external_ref"]),
+                                               references.zero_insensitive(r["external_ref"])))]
         if len(close) == 1:
             row = close[0]
             found[tx.pk].target = Target(customer_id=row["customer_id"], invoice_ids=[row["pk"]],
