@@ -103,15 +103,21 @@ WESTERN_TEXTS = [
 ]
 
 
-@pytest.mark.parametrize("text", WESTERN_TEXTS)
-@pytest.mark.parametrize("encoding", ["cp1252", "mac_roman", "cp850", "latin_1"])
+def _writable(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:  # the euro sign, "œ" and "’" are not in every code page
+        return False
+    return True
+
+
+@pytest.mark.parametrize("text, encoding", [(text, encoding) for text in WESTERN_TEXTS
+                                            for encoding in ("cp1252", "mac_roman", "cp850", "latin_1")
+                                            if _writable(text, encoding)])
 def test_eight_bit_code_pages_are_told_apart(text, encoding):
     # Excel writes Windows-1252 ("CSV"), Mac Roman ("CSV (Macintosh)") or code page 850
     # ("CSV (MS-DOS)"); Latin-1 text reads the same as Windows-1252.
-    try:
-        data = text.encode(encoding)
-    except UnicodeEncodeError:
-        pytest.skip(f"{encoding} cannot write this text")
+    data = text.encode(encoding)
     assert data.decode(detect_encoding(data)) == text
 
 
