@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from django.utils.translation import gettext as _
 
 from collections_app.money import is_known_currency, quantum
-from connectors.importing.fields import FIELDS, field_columns, header_key, is_lines_export
+from connectors.importing.fields import FIELDS, PAID, field_columns, header_key, is_lines_export
 
 MAX_LENGTHS = {"external_ref": 64, "customer_ref": 64, "name": 140, "email": 254, "phone": 32,
                "description": 255}
@@ -34,6 +34,14 @@ _EXCEL_EPOCH = dt.date(1899, 12, 30)
 _EXCEL_SERIALS = range(20_000, 80_000)  # 1954..2119
 # "1 234,56 EUR", "EUR 1234.56": the code must be the row's currency.
 _AMOUNT_CODE = re.compile(r"^\s*([A-Za-z]{3})\s*(?=[-\d])|(?<=[\d\s.,-])\s*([A-Za-z]{3})\s*$")
+# "$13.50", "12,50 €", "£80.00": the sign must be one of the row's currency (Invoice Ninja and
+# other US tools write "$" in their amounts, whose file has no currency column).
+_DOLLAR_CURRENCIES = frozenset({"USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN", "TWD", "ARS", "CLP", "COP", "UYU",
+                                "FJD", "BSD", "BBD", "BZD", "BMD", "BND", "KYD", "XCD", "JMD", "LRD", "NAD", "SBD",
+                                "SRD", "TTD", "GYD", "DOP", "CUP", "BRL"})
+_CURRENCY_SIGNS = {"€": frozenset({"EUR"}), "£": frozenset({"GBP"}), "$": _DOLLAR_CURRENCIES}
+# A "Paid" column holding a flag, not an amount: it says nothing of what remains due.
+_YES_NO = frozenset({"true", "false", "yes", "no", "y", "n", "oui", "non", "vrai", "faux"})
 CURRENCY_ALIASES = {"€": "EUR", "EURO": "EUR", "EUROS": "EUR", "£": "GBP", "CHF.": "CHF", "FRS": "CHF"}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _MAX_AMOUNT = Decimal("1e12")
@@ -173,8 +181,15 @@ def month_first_dates(texts: Iterable[Any]) -> bool:
 
 
 def _without_currency_code(raw: Any, currency: str) -> tuple[Any, str | None]:
-    """ "1 234,56 EUR" -> "1 234,56", or an error when the code is not the row's currency."""
-    if not (isinstance(raw, str) and (raw[0].isalpha() or raw[-1].isalpha())):
+    """ "1 234,56 EUR" -> "1 234,56", or an error when the code (or the sign: "$13.50") is not
+    the row's currency."""
+    if not isinstance(raw, str):
+        return raw, None
+    for sign, currencies in _CURRENCY_SIGNS.items():
+        if sign in raw and currency not in currencies:
+            return raw, _("The amount is written in %(written)s but the row's currency is %(currency)s.") \
+                % {"written": sign, "currency": currency}
+    if not (raw[0].isalpha() or raw[-1].isalpha()):
         return raw, None
     code = _AMOUNT_CODE.search(raw)
     if code is None:
@@ -209,7 +224,8 @@ class Normaliser:
         self.decimal_separator = decimal_separator
         self.today = today or dt.date.today()
         self.seen: dict[str, int] = {}
-        self.has_balance = "balance" in self.field_columns
+        self.has_paid = PAID in self.field_columns and "balance" not in self.field_columns
+        self.has_balance = "balance" in self.field_columns or self.has_paid
         # invoice number -> its invoice-level values, in an export with one row per invoice line
         self.invoices: dict[str, tuple] | None = {} if is_lines_export(headers) else None
         self._dates: dict[str, dt.date] = {}
@@ -327,6 +343,24 @@ class Normaliser:
             if message:
                 balance = None
                 errors.append(RowError(number, self.column_name("balance"), message))
+        elif self.has_paid and amount is not None and (raw_paid := self._cell(values, PAID)) is not None \
+                and not (isinstance(raw_paid, str) and raw_paid.lower() in _YES_NO):
+            # What was paid, next to the amount: what remains due is the difference.
+            try:
+                paid = self._money(raw_paid, currency)
+                if paid < 0:
+                    message = _("The amount paid cannot be negative.")
+                elif paid > amount:
+                    message = _("The amount paid cannot be above the amount.")
+                elif known_currency and (message := _too_precise(paid, currency)):
+                    pass
+                else:
+                    message = None
+                    balance = (amount - paid).quantize(_CENT)
+            except CellError as exc:
+                message = str(exc)
+            if message:
+                errors.append(RowError(number, self.column_name(PAID), message))
 
         dates: dict[str, dt.date | None] = {}
         for field in ("issue_date", "due_date"):
