@@ -31,6 +31,7 @@ def detect(head: bytes) -> str:
 
             if is_status_report(head):
                 return "pain.002"
+            _refuse_other_formats(stripped)
             raise UnsupportedFormat("XML file that is neither camt.052, camt.053, camt.054 nor pain.002")
         return found[0]
     text = head.decode("cp1252", errors="replace")
@@ -38,7 +39,18 @@ def detect(head: bytes) -> str:
         return "mt940"
     if cfonb.looks_like(head):
         return "cfonb120"
+    _refuse_other_formats(stripped)
     raise UnsupportedFormat("unknown statement format (expected camt.052, camt.053, camt.054, MT940 or CFONB 120)")
+
+
+# What people download from online banking when asked for "the statement", told apart so that the
+# error says what to ask the bank for.
+OTHER_FORMATS = (
+    (re.compile(rb"OFXHEADER|<OFX>", re.IGNORECASE), "an OFX file (for personal finance software)"),
+    (re.compile(rb"^!Type:", re.IGNORECASE), "a QIF file (for personal finance software)"),
+    (re.compile(rb"^%PDF-"), "a PDF document"),
+    (re.compile(rb"^(?!<)[^\r\n]*[;,\t][^\r\n]*(?:\r?\n)"), "a spreadsheet export (CSV)"),
+)
 
 
 PARSERS = {"camt.052": camt.parse, "camt.053": camt.parse, "camt.054": camt.parse, "mt940": mt940.parse,
@@ -47,3 +59,11 @@ PARSERS = {"camt.052": camt.parse, "camt.053": camt.parse, "camt.054": camt.pars
 
 def parse(stream: IO[bytes], fmt: str) -> Iterator[StatementHeader | Entry]:
     return PARSERS[fmt](stream)
+
+
+def _refuse_other_formats(head: bytes) -> None:
+    for signature, kind in OTHER_FORMATS:
+        if signature.search(head[:2048]):
+            raise UnsupportedFormat(f"this is {kind}, not a bank statement format read here: download the account's "
+                                    "statements as camt.053, MT940 or CFONB 120 from the bank's online banking or "
+                                    "EBICS instead")
