@@ -13,20 +13,13 @@ from collections_app.models import Customer, Invoice, PaymentRequest
 from connectors.models import ColumnMapping, ImportJob
 from connectors.services import import_job_create, import_job_run
 from notifications.models import Event, EventSubject
+from tests.connectors.helpers import ENGINES, run_bytes, run_path
 
 FILES = Path(__file__).parent / "files"
-ENGINES = [pytest.param("postgres", marks=pytest.mark.postgres), "orm"]
 
 
-def run_file(creditor, name: str, *, engine: str, mode=ImportJob.Mode.ALL_OR_NOTHING, dry_run=False,
-             mapping=None) -> ImportJob:
-    with open(FILES / name, "rb") as handle:
-        name = Path(name).name
-        job = import_job_create(creditor=creditor, filename=name, content=File(handle, name=name), mode=mode,
-                                dry_run=dry_run, mapping=mapping)
-    job, _run = import_job_run(job=job, engine=engine)
-    job.refresh_from_db()
-    return job
+def run_file(creditor, name: str, **options) -> ImportJob:
+    return run_path(creditor, FILES / name, **options)
 
 
 @pytest.mark.django_db
@@ -500,13 +493,7 @@ def test_per_debt_virtual_ibans_are_allocated_once_for_the_return_file(creditor,
 
 
 def _run_text(creditor, tmp_path, name: str, text: str, *, engine: str) -> ImportJob:
-    path = tmp_path / name
-    path.write_bytes(text.encode("cp1252"))
-    with open(path, "rb") as handle:
-        job = import_job_create(creditor=creditor, filename=name, content=File(handle, name=name))
-    job, _run = import_job_run(job=job, engine=engine)
-    job.refresh_from_db()
-    return job
+    return run_bytes(creditor, tmp_path, name, text.encode("cp1252"), engine=engine)
 
 
 BALANCES_DAY_1 = (
@@ -914,14 +901,9 @@ def test_csv_saved_by_excel_for_mac_dos_or_as_unicode_text(creditor, tmp_path, s
     text = EXCEL_SAVE_AS.replace(";", "\t") if encoding == "utf-16" else EXCEL_SAVE_AS
     if encoding == "cp850":
         text = text.replace(" €", "")  # DOS code page 850 has no euro sign
-    path = tmp_path / "excel.csv"
-    path.write_bytes(text.encode(encoding))
-    with open(path, "rb") as handle:
-        job = import_job_create(creditor=creditor, filename="excel.csv", content=File(handle, name="excel.csv"),
-                                mode=ImportJob.Mode.VALID_ROWS)
     # when
-    job, _run = import_job_run(job=job, engine="orm")
-    job.refresh_from_db()
+    job = run_bytes(creditor, tmp_path, "excel.csv", text.encode(encoding), engine="orm",
+                    mode=ImportJob.Mode.VALID_ROWS)
     # then the accented headers are recognised and names come out right
     assert job.rows_valid == 2, job.errors
     assert job.errors == [{"row": 3, "column": "Montant TTC", "message": "The amount must be greater than zero."}]
@@ -966,10 +948,7 @@ def test_a_workbook_with_a_wrong_used_range_and_computed_amounts(creditor, engin
     path = tmp_path / "generated.xlsx"
     _workbook_as_generators_write_it(path)
     # when
-    with open(path, "rb") as handle:
-        job = import_job_create(creditor=creditor, filename=path.name, content=File(handle, name=path.name))
-    job, _run = import_job_run(job=job, engine=engine)
-    job.refresh_from_db()
+    job = run_path(creditor, path, engine=engine)
     # then every row is read, each amount as Excel shows it
     assert job.status == ImportJob.Status.SUCCEEDED, job.errors
     amounts = dict(Invoice.objects.filter(creditor=creditor).values_list("external_ref", "amount_total"))

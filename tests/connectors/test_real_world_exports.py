@@ -7,26 +7,12 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.core.files import File
 
 from collections_app.models import Invoice
 from connectors.importing.fields import resolve_headers
 from connectors.models import ColumnMapping, ImportJob
-from connectors.services import import_job_create, import_job_run
+from tests.connectors.helpers import ENGINES, run_bytes
 
-ENGINES = [pytest.param("postgres", marks=pytest.mark.postgres), "orm"]
-
-
-def _run(creditor, tmp_path, name: str, content: bytes, *, engine: str, mapping=None,
-         mode=ImportJob.Mode.ALL_OR_NOTHING) -> ImportJob:
-    path = tmp_path / name
-    path.write_bytes(content)
-    with open(path, "rb") as handle:
-        job = import_job_create(creditor=creditor, filename=name, content=File(handle, name=name), mapping=mapping,
-                                mode=mode)
-    job, _run = import_job_run(job=job, engine=engine)
-    job.refresh_from_db()
-    return job
 
 
 # Invoice Ninja v4's export: a title line, an empty line and the section's name above the header,
@@ -61,14 +47,14 @@ def test_invoice_ninja_v4_export_lines_paid_and_dollar_amounts(creditor, engine,
     content = _quote_dollar_amounts(INVOICE_NINJA_V4).encode()
     # given a creditor in euros: "$" amounts are not silently read as euros
     assert creditor.default_currency == "EUR"
-    job = _run(creditor, tmp_path, "invoices.csv", content, engine=engine, mode=ImportJob.Mode.VALID_ROWS)
+    job = run_bytes(creditor, tmp_path, "invoices.csv", content, engine=engine, mode=ImportJob.Mode.VALID_ROWS)
     assert job.rows_valid == 0 and not Invoice.objects.filter(creditor=creditor).exists()
     assert {"row": 5, "column": "Amount",
             "message": "The amount is written in $ but the row's currency is EUR."} in job.errors
 
     # when the mapping says the file is in dollars
     mapping = ColumnMapping.objects.create(name="invoice-ninja", creditor=creditor, default_currency="USD")
-    job = _run(creditor, tmp_path, "invoices.csv", content, engine=engine, mapping=mapping)
+    job = run_bytes(creditor, tmp_path, "invoices.csv", content, engine=engine, mapping=mapping)
 
     # then each invoice is read once (its second line is left out and said), in dollars, and
     # what it says was paid is recorded: the paid invoice is not collected
@@ -89,7 +75,7 @@ def test_what_was_paid_above_the_amount_is_a_row_error(creditor, tmp_path, setti
     settings.LANGUAGE_CODE = "en"
     text = ("Client,Invoice Number,Amount,Paid,Invoice Date,Due Date\n"
             "Fleurs Lambert,0041,120.00,150.00,2099-01-12,2099-02-11\n")
-    job = _run(creditor, tmp_path, "paid.csv", text.encode(), engine="orm")
+    job = run_bytes(creditor, tmp_path, "paid.csv", text.encode(), engine="orm")
     assert job.status == ImportJob.Status.FAILED
     assert job.errors == [{"row": 2, "column": "Paid", "message": "The amount paid cannot be above the amount."}]
 
@@ -109,7 +95,7 @@ def test_a_paid_flag_without_a_balance_is_left_alone(creditor, tmp_path):
     text = ("Number,Client,Amount,Paid,Due Date\n"
             "0051,Fleurs Lambert,120.00,false,2099-02-11\n"
             "0052,Garage Roux,80.00,true,2099-02-11\n")
-    job = _run(creditor, tmp_path, "flags.csv", text.encode(), engine="orm")
+    job = run_bytes(creditor, tmp_path, "flags.csv", text.encode(), engine="orm")
     assert job.status == ImportJob.Status.SUCCEEDED, job.errors
     assert {i.external_ref: i.amount_paid for i in Invoice.objects.filter(creditor=creditor)} == {
         "0051": Decimal("0"), "0052": Decimal("0")}
@@ -142,7 +128,7 @@ def test_akaunting_invoice_workbook(creditor, engine, tmp_path):
     path = tmp_path / "invoices.xlsx"
     workbook.save(path)
 
-    job = _run(creditor, tmp_path, "invoices.xlsx", path.read_bytes(), engine=engine)
+    job = run_bytes(creditor, tmp_path, "invoices.xlsx", path.read_bytes(), engine=engine)
 
     assert job.status == ImportJob.Status.SUCCEEDED, job.errors
     first = Invoice.objects.get(creditor=creditor, external_ref="INV-00217")
@@ -170,7 +156,7 @@ ERPNEXT_RECEIVABLES = (
 @pytest.mark.parametrize("engine", ENGINES)
 def test_erpnext_accounts_receivable_report(creditor, engine, tmp_path, settings):
     settings.LANGUAGE_CODE = "en"
-    job = _run(creditor, tmp_path, "Accounts Receivable.csv", ERPNEXT_RECEIVABLES.encode(), engine=engine)
+    job = run_bytes(creditor, tmp_path, "Accounts Receivable.csv", ERPNEXT_RECEIVABLES.encode(), engine=engine)
     assert job.status == ImportJob.Status.SUCCEEDED, job.errors
     assert (job.rows_total, job.invoices_created) == (2, 2)
     assert "Row 4 reads as a totals row" in job.message
