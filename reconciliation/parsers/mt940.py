@@ -20,7 +20,7 @@ from schwifty.exceptions import SchwiftyException
 from mt940.models import Transactions
 
 from reconciliation.parsers.base import (
-    Entry, StatementHeader, StatementParseError, clean_reference, french_iban, iban_or_empty,
+    IBAN_LIKE, Entry, StatementHeader, StatementParseError, clean_reference, french_iban, iban_or_empty,
 )
 
 # German GVC codes of returned direct debits and returned transfers.
@@ -38,13 +38,29 @@ def looks_like(text: str) -> bool:
     return ":20:" in text and (":60F:" in text or ":60M:" in text) and ":25:" in text
 
 
+# Countries whose banks write their files in a Central European code page (Windows-1250 or
+# ISO 8859-2), where cp1252 would turn "SPÓŁKA" into "SPÓ£KA" and "URZĄD" into "URZ¡D".
+CENTRAL_EUROPEAN = {"PL", "CZ", "SK", "HU", "SI", "HR", "RO", "RS", "BA", "AL"}
+ACCOUNT_COUNTRY_RE = re.compile(rb"^:25:(?:[A-Z0-9]{8,11}/|/+)?([A-Z]{2})\d{2}", re.M)
+CENTRAL_EUROPEAN_LETTERS = set("ąćęłńśźżĄĆĘŁŃŚŹŻčďěňřšťůžČĎĚŇŘŠŤŮŽőűŐŰăîșțşţĂÎȘȚŞŢ")
+
+
 def _decode(data: bytes) -> str:
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    country = ACCOUNT_COUNTRY_RE.search(data[:4096])
+    if country and country[1].decode() in CENTRAL_EUROPEAN:
+        # Windows-1250 and ISO 8859-2 share most letters but not ą, ś, ź, š, ž…: the code page
+        # that gives more of the region's letters is the file's (Windows-1250 when even).
+        decoded = [data.decode(encoding, errors="replace") for encoding in ("cp1250", "iso-8859-2")]
+        scores = [sum(char in CENTRAL_EUROPEAN_LETTERS for char in text) for text in decoded]
+        return decoded[1] if scores[1] > scores[0] else decoded[0]
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def _parse_slash_details(text: str) -> dict[str, str]:
@@ -73,6 +89,69 @@ def _parse_slash_details(text: str) -> dict[str, str]:
     return found
 
 
+# Polish banks' :86: (PKO BP, Pekao, ING Bank Śląski, Santander): the German sub-fields with
+# "~", "^" or "<" instead of "?": "020~00152~20title…~25~30bank~31account~32name~33…~38IBAN~60…".
+# Empty sub-fields hold a 0xFF byte ("˙" or "ÿ", depending on the code page).
+SUBFIELDS_RE = re.compile(r"^\s*\d{3}\s*([~^<])\d\d")
+SUBFIELD_WIDTH = 27  # a sub-field this long was cut where its width ran out
+
+
+def _polish_subfields(text: str) -> dict[str, str]:
+    """Sub-fields of a Polish :86: by number ("20", "32"…), placeholders dropped; {} for other texts."""
+    found = SUBFIELDS_RE.match(text)
+    if not found:
+        return {}
+    separator = re.escape(found[1])
+    parts = re.split(rf"{separator}(\d\d)", text)
+    fields = {"": parts[0].strip()}
+    for key, value in zip(parts[1::2], parts[2::2]):
+        value = value.strip().strip("\u02d9\xff").strip()
+        if value:
+            fields[key] = value
+    return fields
+
+
+def _join_subfields(fields: dict[str, str], keys: list[str]) -> str:
+    joined = previous = ""
+    for key in keys:
+        if value := fields.get(key):
+            separator = "" if not joined or len(previous) >= SUBFIELD_WIDTH else " "
+            joined += separator + value
+            previous = value
+    return joined
+
+
+# mBank: "911 TRANSAKCJA IPH; ID IPH: …; Z RACH.: 04105014…; OD: name address; TYT.: invoice; TNR: …"
+# ("na rach.:", "dla:" and lower case in CompanyNet).
+MBANK_RE = re.compile(r"^\s*\d{3} [^;]*;.*\b(?:RACH\.|OD|DO|DLA|TYT\.):", re.I | re.S)
+MBANK_KEY_RE = re.compile(r"^(Z RACH\.|NA RACH\.|OD|DO|DLA|TYT\.)\s*:\s*(.*)$", re.I | re.S)
+
+
+def _mbank_fields(text: str) -> dict[str, str]:
+    if not MBANK_RE.match(text):
+        return {}
+    found: dict[str, str] = {}
+    for part in text.split(";"):
+        if key_value := MBANK_KEY_RE.match(part.strip()):
+            key = key_value[1].upper()
+            key = "ACCOUNT" if key.endswith("RACH.") else "TITLE" if key == "TYT." else "NAME"
+            found.setdefault(key, key_value[2].strip())
+    return found
+
+
+def _polish_iban(account: str) -> str:
+    """A Polish account number (NRB, 26 digits, its first two the IBAN's check digits) as IBAN."""
+    digits = re.sub(r"[\s-]", "", account)
+    if re.fullmatch(r"\d{26}", digits):
+        return f"PL{digits}"
+    return iban_or_empty(digits) or (digits if IBAN_LIKE.fullmatch(digits) else "")
+
+
+# Komercijalna banka (North Macedonia): "/BENM/account" or "/ORDP/account", then a line each
+# for the name, the references ("debtor's//creditor's") and the purpose.
+POSITIONAL_SLASH_RE = re.compile(r"^/(ORDP|BENM)/([^/\n]*)\n/([^\n]*)\n/([^\n]*)\n/(.*)$", re.S)
+
+
 SWIFT_LINE = 65  # :86: is up to 6 lines of 65 characters
 FIRST_LINE = SWIFT_LINE - len(":86:")  # the tag takes 4 of the first line's 65
 
@@ -83,10 +162,18 @@ def _is_cut(line: str, first: bool) -> bool:
     return len(line) >= SWIFT_LINE or (first and len(line) == FIRST_LINE)
 
 
+# A field with a line longer than this was not cut at 65 characters (mBank's CompanyNet, bunq
+# write a sentence a line): its line breaks are all between words.
+UNWRAPPED_LINE = SWIFT_LINE + 5
+
+
 def unwrap(text: str) -> str:
     """:86: lines joined back. A full line was cut where the 65 characters ran out, often inside
-    a word or a key (ING: "/ERE" + "F/…"): it is joined as is; a shorter one ended on purpose."""
+    a word or a key (ING: "/ERE" + "F/…"): it is joined as is; a shorter one ended on purpose.
+    In a field with longer lines, nothing was cut: every line break is a space."""
     lines = [line.rstrip("\r") for line in text.split("\n")]
+    if any(len(line) > UNWRAPPED_LINE for line in lines):
+        return " ".join(line.strip() for line in lines if line.strip())
     joined = lines[0]
     for index, (previous, line) in enumerate(zip(lines, lines[1:])):
         joined = joined + line if _is_cut(previous, index == 0) else f"{joined.rstrip()} {line.lstrip()}"
@@ -116,13 +203,16 @@ def _drop_statement_information(text: str) -> str:
 
 BALANCE_RE = re.compile(r"^:6[0245][FM]?:[CD]\d{6}([A-Z]{3})?(?=[\d,])")
 CLOSING_TAG_RE = re.compile(r"^:62[FM]?:")
+AVAILABLE_TAG_RE = re.compile(r"^:6[45][FM]?:")
 
 
 def _check_lines(text: str) -> str:
     """Line by line, before mt-940 sees the text, so that errors can name the file's line:
     a balance without its currency (":62M:C020315105000,00", from the DFÜ examples) gets the
     statement's currency, instead of "105" and 0,00; a :61: outside a statement (after a
-    closing balance, with no new :20:) is a truncated or pasted-together file."""
+    closing balance, with no new :20:) is a truncated or pasted-together file. An available
+    balance (:64:, :65:) that cannot be read (Oldenburgische Landesbank's ":65F:Dnullnull7414,3")
+    is dropped: it is not used, and the booked movements are fine."""
     lines = text.split("\n")
     currency = ""
     in_statement = False
@@ -132,6 +222,8 @@ def _check_lines(text: str) -> str:
         elif line.startswith(":61:") and not in_statement:
             raise StatementParseError("transaction (:61:) outside a statement: no :20: since the last "
                                       "closing balance", line=number)
+        elif AVAILABLE_TAG_RE.match(line) and not BALANCE_RE.match(line):
+            lines[number - 1] = ""
         elif found := BALANCE_RE.match(line):
             if found[1]:
                 currency = found[1]
@@ -156,7 +248,9 @@ def _error_line(text: str, value: object) -> int | None:
 class _Statement(mt940.tags.Statement):
     """:61: as banks write it, beyond mt-940's pattern: ASN puts the 18-character counter-IBAN
     in the 16-character reference, then the name on the next line ("NOVBNL47INGB…\\nname");
-    Deutsche Bank and Commerzbank put a space between amount and type ("D12,35 NRTI").
+    Deutsche Bank and Commerzbank put a space between amount and type ("D12,35 NRTI"); solarisBank's
+    clients (Penta) write no type at all, the reference straight after the amount ("D20,00NONREF"),
+    which must not be read as type "NONR" and reference "EF".
     mt-940 finds a tag's processors (30 February value dates…) by its class name: keep it."""
 
     pattern = r"""^
@@ -168,7 +262,7 @@ class _Statement(mt940.tags.Statement):
     [\n ]?
     (?P<amount>[\d,]{1,15})
     \ ?
-    (?P<id>[A-Z][A-Z0-9 ]{3})?
+    (?:(?!NONREF|NOTPROVIDED)(?P<id>[A-Z][A-Z0-9 ]{3}))?
     (?P<customer_reference>((?!//)[^\n]){0,16}|((?!//)[^\n]){17,34}(?=\n|$))
     (//(?P<bank_reference>.{0,23}))?
     (\n?(?P<extra_details>.*))?
@@ -198,28 +292,41 @@ def _to_date(value) -> dt.date | None:
 
 
 BLZ_ACCOUNT_RE = re.compile(r"^(\d{8})/(\d{1,10})(?:EUR)?$")
+AUSTRIAN_BLZ_ACCOUNT_RE = re.compile(r"^AT(\d{5})/(\d{1,11})(?:/?EUR)?$")
 FRENCH_RIB_RE = re.compile(r"^(\d{5})(\d{5})([0-9A-Z]{11})(\d{2})(?:EUR)?$")
+BIC_PREFIX_RE = re.compile(r"^([A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)/")
+ACCOUNT_CURRENCIES = {"EUR", "USD", "GBP", "CHF", "PLN", "CZK", "HUF", "RON", "BGN", "SEK", "NOK", "DKK", "JPY", "CAD"}
+IBAN_CURRENCY_RE = re.compile(r"^([A-Z]{2}\d{2}[A-Z0-9]{10,30}?)/?([A-Z]{3})?$")
 
 
-def _account(identification: str) -> tuple[str, str]:
+def _account(identification: str) -> tuple[str, str, str]:
     """:25: is an IBAN (maybe followed by the currency), a German BLZ/account number, a French
     RIB, or the bank's own number. The first three give the IBAN (so the statement finds the
-    account configured by its IBAN); the bank's own form is kept next to it."""
-    compact = identification.replace(" ", "").upper()
-    iban_match = re.match(r"^([A-Z]{2}\d{2}[A-Z0-9]{10,30}?)(EUR|USD|GBP|CHF)?$", compact)
-    if iban_match:
-        return iban_match.group(1), ""
+    account configured by its IBAN); the bank's own form is kept next to it. Banks also write
+    "/PL44…" (PKO BP), the BIC before the IBAN ("BILLLULLXXX/LU54…", Luxembourg's BIL and
+    Raiffeisen) and Austria's bank code with its account ("//AT39364/12345678912/EUR",
+    Raiffeisen Kärnten). Returns the IBAN, the bank's own form and the BIC."""
+    compact = identification.replace(" ", "").upper().lstrip("/")
+    bic = ""
+    if found := BIC_PREFIX_RE.match(compact):
+        bic, compact = found[1], compact[found.end():]
+    if iban_match := IBAN_CURRENCY_RE.match(compact):
+        if iban_match[2] and iban_match[2] not in ACCOUNT_CURRENCIES:  # letters ending the IBAN itself
+            return compact.replace("/", ""), "", bic
+        return iban_match[1], "", bic
     other = identification.strip()[:64]
     try:
         if found := BLZ_ACCOUNT_RE.match(compact):
-            return IBAN.generate("DE", bank_code=found[1], account_code=found[2]).compact, other
+            return IBAN.generate("DE", bank_code=found[1], account_code=found[2]).compact, other, bic
+        if found := AUSTRIAN_BLZ_ACCOUNT_RE.match(compact):
+            return IBAN.generate("AT", bank_code=found[1], account_code=found[2]).compact, other, bic
         if found := FRENCH_RIB_RE.match(re.sub(r"[/-]", "", compact)):
             iban = french_iban(found[1], found[2], found[3])
             if iban and iban.endswith(found[4]):  # the RIB key agrees
-                return iban, other
+                return iban, other, bic
     except SchwiftyException:
         pass
-    return "", other
+    return "", other, bic
 
 
 def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
@@ -267,7 +374,7 @@ def _balance(statement: Transactions, *keys: str) -> tuple[Decimal | None, dt.da
 
 def _header(statement: Transactions, index: int) -> StatementHeader:
     data = statement.data
-    iban, other = _account(str(data.get("account_identification") or ""))
+    iban, other, bic = _account(str(data.get("account_identification") or ""))
     opening, opening_date, currency = _balance(statement, "final_opening_balance", "opening_balance",
                                                "intermediate_opening_balance")
     closing, closing_date, closing_currency = _balance(statement, "final_closing_balance", "closing_balance",
@@ -277,6 +384,7 @@ def _header(statement: Transactions, index: int) -> StatementHeader:
     return StatementHeader(
         format="mt940", version="MT940", index=index, statement_id=str(data.get("transaction_reference") or "")[:64],
         sequence_number=f"{number}/{sequence}" if sequence else number, account_iban=iban, account_other_id=other,
+        account_bic=bic,
         currency=(currency or closing_currency or statement.currency or "").upper(), from_date=opening_date,
         to_date=closing_date, opening_balance=opening, closing_balance=closing,
     )
@@ -313,6 +421,31 @@ def _entry(data: dict, header: StatementHeader, number: int) -> Entry:
         entry.counterparty_iban = (data.get("applicant_iban") or data.get("gvc_applicant_iban") or "")[:64]
         entry.remittance_info = (data.get("purpose") or "")[:1000]
         entry.is_reversal = entry.is_reversal or gvc in GERMAN_RETURN_CODES
+    elif subfields := _polish_subfields(details_raw):
+        entry.remittance_info = _join_subfields(subfields, ["20", "21", "22", "23", "24", "25", "26", "27", "28", "29",
+                                                            "60", "61", "62", "63"])[:1000]
+        entry.counterparty_name = _join_subfields(subfields, ["32", "33"])[:140]
+        iban = subfields.get("38", "").replace(" ", "").upper()
+        bank_code, account_code = subfields.get("30", ""), subfields.get("31", "")
+        if not iban and re.fullmatch(r"\d{8}", bank_code) and re.fullmatch(r"\d{16}", account_code):
+            try:  # a Polish bank's sort code and account number, without the check digits
+                iban = IBAN.generate("PL", bank_code=bank_code, account_code=account_code).compact
+            except SchwiftyException:
+                iban = ""
+        entry.counterparty_iban = iban[:64] if IBAN_LIKE.fullmatch(iban) else ""
+        entry.remittance_info = entry.remittance_info or subfields.get("00", "")[:1000]
+    elif mbank := _mbank_fields(details_raw):
+        entry.counterparty_name = mbank.get("NAME", "")[:140]
+        entry.counterparty_iban = _polish_iban(mbank.get("ACCOUNT", ""))[:64]
+        entry.remittance_info = mbank.get("TITLE", "")[:1000]
+    elif positional := POSITIONAL_SLASH_RE.match(str(data.get("transaction_details") or "").strip()):
+        entry.counterparty_iban = iban_or_empty(positional[2])
+        entry.counterparty_name = positional[3].strip()[:140]
+        references = positional[4].strip()
+        purpose = " ".join(positional[5].split())
+        if references.strip("/0 ") and references.upper() != "EMPTY/":
+            purpose = f"{purpose} {references}"
+        entry.remittance_info = purpose[:1000]
     else:
         fields = _parse_slash_details(details_raw)
         if fields:
