@@ -283,6 +283,9 @@ def _finish(entry: Entry, seen: Counter, header: StatementHeader) -> Entry:
     if payer_side:
         entry.counterparty_name = names.get("NPY") or names.get("NPO") or ""
         entry.counterparty_iban = _iban(names.get("IPY", "")) or _iban(names.get("IPO", ""))
+        if entry.direction == "CRDT" and not entry.is_reversal:
+            # the beneficiary's account the payer typed: a virtual IBAN of the statement's account
+            entry.credited_iban = _iban(names.get("IBE", "")).replace(" ", "").upper()
     else:
         entry.counterparty_name = names.get("NBE") or names.get("NBU") or ""
         entry.counterparty_iban = _iban(names.get("IBE", "")) or _iban(names.get("IBU", ""))

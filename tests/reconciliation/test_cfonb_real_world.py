@@ -130,3 +130,41 @@ def test_cfonb_identical_movements_under_one_entry_number_are_both_imported(worl
     assert BankTransaction.objects.filter(amount=Decimal("8.70")).count() == 2
     # and the same movements sent again in another file create nothing
     assert statement_import(source=content + b"\r\n", filename="again.txt", match=False).created == 0
+
+
+# --- virtual IBANs ---
+
+
+def _cfonb_record(code: str, rest: str, *, account: str = "00010123456", qualifier: str = "", detail: str = "",
+                  amount: str = "", label: str = "", date: str = "040324") -> str:
+    head = f"{code}30004    00828EUR2 {account}"
+    if code in ("01", "07"):
+        line = head.ljust(34) + date + " " * 50 + amount
+    elif code == "04":
+        line = f"0430004015800828EUR2 {account}05{date}  {date}{label:<31}  0001001  {amount}{rest:<16}"
+    else:
+        line = f"0530004015800828EUR2 {account}05{date}     {qualifier}{detail}"
+    return line.ljust(120)[:120]
+
+
+@pytest.mark.django_db
+def test_cfonb_credit_to_a_virtual_iban_given_in_ibe_pays_that_customer(world):
+    # given a French bank's CFONB 120 where the transfer's beneficiary identifier (IBE) is the
+    # virtual IBAN the payer typed, on the creditor's real account
+    virtual = world.dupont_viban.iban
+    lines = [_cfonb_record("01", "", amount="0000000010000{"),
+             _cfonb_record("04", "CFONB-VIB-1", label="VIR SEPA RECU", amount="0000000003000{"),
+             _cfonb_record("05", "", qualifier="NPY", detail="J DUPONT"),
+             _cfonb_record("05", "", qualifier="IBE", detail=virtual),
+             _cfonb_record("05", "", qualifier="LCC", detail="VIREMENT"),
+             _cfonb_record("07", "", amount="0000000013000{")]
+    content = ("\r\n".join(lines) + "\r\n").encode("latin-1")
+    # when
+    result = statement_import(source=content, filename="vib.txt")
+    # then the movement is credited to the virtual IBAN and pays that customer's oldest invoice
+    assert result.format == "cfonb120" and result.warnings == []
+    movement = BankTransaction.objects.get(entry_reference="CFONB-VIB-1")
+    assert movement.credited_iban == virtual and movement.bank_account == world.account
+    assert movement.status == BankTransaction.Status.MATCHED
+    world.dupont_old.refresh_from_db()
+    assert world.dupont_old.status == Invoice.Status.PAID
