@@ -522,7 +522,11 @@ def _detail(tx, p: _Paths, base: Entry, number: int, position: int, batch_ref: s
         # the party on whose behalf the payment was made (a parent company, a payment service)
         extra["ultimate_debtor" if role == "Dbtr" else "ultimate_creditor"] = ultimate
         counterparty_name = counterparty_name or ultimate
-    credited = _text(tx, p("RltdPties/CdtrAcct/Id/IBAN")).replace(" ", "").upper() if direction == "CRDT" else ""
+    credited = ""
+    if direction == "CRDT":
+        # the account the payer credited (a virtual IBAN); some banks give it as an other id
+        credited = (_text(tx, p("RltdPties/CdtrAcct/Id/IBAN")).replace(" ", "").upper()
+                    or iban_or_empty(_text(tx, p("RltdPties/CdtrAcct/Id/Othr/Id"))))
     if reason or base.is_reversal or _is_return_code(code):
         # In a return the parties are those of the original collection: the debtor is ours.
         counterparty_name = counterparty_name or _party_name(tx, p, "Dbtr")

@@ -98,3 +98,25 @@ def test_camt052_german_returns_by_dk_code_and_the_customer_as_counterparty():
     assert (transfer.counterparty_name, transfer.direction) == ("Jonas Haas", "CRDT")
     assert headers[0].opening_balance + booked_total([with_reason, without_reason, transfer]) == \
         headers[0].closing_balance
+
+
+@pytest.mark.django_db
+def test_camt_virtual_iban_given_as_the_creditor_accounts_other_id_pays_that_customer(world):
+    from reconciliation.imports import statement_import
+    from reconciliation.models import BankTransaction
+    from tests.reconciliation.builders import camt053
+
+    # given a bank that writes the credited virtual IBAN as an "other" identifier
+    virtual = world.dupont_viban.iban
+    content = camt053(world.account.iban, [{"amount": "300.00", "ref": "OTHR-1", "text": "virement",
+                                            "name": "J Dupont", "credited": virtual}])
+    iban_form = f"<CdtrAcct><Id><IBAN>{virtual}</IBAN></Id></CdtrAcct>".encode()
+    assert iban_form in content
+    content = content.replace(iban_form, f"<CdtrAcct><Id><Othr><Id>{virtual}</Id></Othr></Id></CdtrAcct>".encode())
+    # when
+    statement_import(source=content, filename="othr.xml")
+    # then
+    movement = BankTransaction.objects.get(bank_reference="OTHR-1")
+    assert movement.credited_iban == virtual and movement.status == BankTransaction.Status.MATCHED
+    world.dupont_old.refresh_from_db()
+    assert world.dupont_old.status == "paid"
