@@ -31,8 +31,8 @@ from reconciliation.services import (
 
 class StatementUploadForm(forms.Form):
     file = forms.FileField(label=_("Statement file"),
-                           help_text=_("camt.052, camt.053, camt.054, MT940 or CFONB 120, or a ZIP or gzip of "
-                                       "them: the format is detected."))
+                           help_text=_("camt.052, camt.053, camt.054, MT940, MT942 or CFONB 120, or a ZIP or "
+                                       "gzip of them: the format is detected."))
 
 
 @admin.register(BankAccount)

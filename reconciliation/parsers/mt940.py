@@ -35,7 +35,10 @@ SLASH_RE = re.compile(r"/(" + "|".join(SLASH_KEYS) + r")/")
 
 
 def looks_like(text: str) -> bool:
-    return ":20:" in text and (":60F:" in text or ":60M:" in text) and ":25:" in text
+    """MT940 (statement: opening balance :60F: or :60M:) or MT942 (intraday report: floor limit
+    :34F: and time :13D: instead of balances)."""
+    return ":20:" in text and ":25:" in text and (
+        ":60F:" in text or ":60M:" in text or (":34F:" in text and ":13D:" in text))
 
 
 # Countries whose banks write their files in a Central European code page (Windows-1250 or
@@ -332,7 +335,8 @@ def _account(identification: str) -> tuple[str, str, str]:
 def parse(stream: IO[bytes]) -> Iterator[StatementHeader | Entry]:
     text = _decode(stream.read()).replace("\r\n", "\n")
     if not looks_like(text):
-        raise StatementParseError("not an MT940 statement (no :20:, :25: and :60F: tags)")
+        raise StatementParseError("not an MT940 statement nor an MT942 report (no :20:, :25: and :60F: or "
+                                  ":34F: tags)")
     original = text
     text = _check_lines(text)
     # Drop SWIFT envelope blocks ({1:…}{2:…}{3:…}{4: … -}{5:…}) that some banks leave around the text.
@@ -381,12 +385,25 @@ def _header(statement: Transactions, index: int) -> StatementHeader:
                                                        "intermediate_closing_balance")
     number = str(data.get("statement_number") or "")
     sequence = str(data.get("sequence_number") or "")
+    # An MT942 intraday report has no balances; the day's MT940 repeats its movements, which the
+    # natural key counts once (their :61: references are the same).
+    limits = [value for key, value in data.items() if key.endswith("floor_limit")]
+    report = opening is None and closing is None and bool(limits)
+    if report and not currency:
+        currency = limits[0].currency or ""
+    moment = data.get("date") if report else None  # :13D:, when the report was made
+    created_at = None
+    if isinstance(moment, dt.datetime):
+        offset = moment.utcoffset()
+        created_at = dt.datetime(moment.year, moment.month, moment.day, moment.hour, moment.minute,
+                                 tzinfo=dt.timezone(offset) if offset is not None else dt.UTC)
     return StatementHeader(
-        format="mt940", version="MT940", index=index, statement_id=str(data.get("transaction_reference") or "")[:64],
+        format="mt940", version="MT942" if report else "MT940", index=index, statement_id=str(data.get("transaction_reference") or "")[:64],
         sequence_number=f"{number}/{sequence}" if sequence else number, account_iban=iban, account_other_id=other,
         account_bic=bic,
         currency=(currency or closing_currency or statement.currency or "").upper(), from_date=opening_date,
-        to_date=closing_date, opening_balance=opening, closing_balance=closing,
+        to_date=closing_date or (created_at.date() if created_at else None), opening_balance=opening,
+        closing_balance=closing, created_at=created_at,
     )
 
 

@@ -2,8 +2,11 @@
 the shape of a genuine bank's (names, accounts and amounts changed)."""
 from __future__ import annotations
 
+import datetime as dt
 import io
 from decimal import Decimal
+
+import pytest
 
 from reconciliation.parsers import Entry, StatementHeader, detect, parse
 from tests.reconciliation.conftest import sample
@@ -92,3 +95,53 @@ def test_komercijalna_banka_one_slash_line_each():
         "DBIT", "KOMERCIJALNA BANKA AD SKOPJE - PROVIZIJA", "Mesecna provizija za mesec 02/2024")
     assert (credit.direction, credit.counterparty_name) == ("CRDT", "GRADEZNIK DOOEL SKOPJE")
     assert credit.remittance_info.startswith("Uplata po faktura INV-2024-0188")
+
+
+MT942_REPORT = """:20:INTRADAY0001
+:25:DE89370400440532013000
+:28C:00001/001
+:34F:EURD0,
+:13D:2611231015+0100
+:61:2611231123CR150,00NTRFNONREF//BANKREF0001
+:86:166?00GUTSCHRIFT?20EREF+E2E-0001?21SVWZ+RE 2026-0457?32ACME GMBH
+:61:2611231123DR20,00NDDTNONREF//BANKREF0002
+:86:105?00LASTSCHRIFT?20SVWZ+Beitrag?32VEREIN
+:90D:1EUR20,00
+:90C:1EUR150,00
+-
+"""
+
+MT940_DAY = """:20:STMT20261123
+:25:DE89370400440532013000
+:28C:00321/001
+:60F:C261122EUR1000,00
+:61:2611231123CR150,00NTRFNONREF//BANKREF0001
+:86:166?00GUTSCHRIFT?20EREF+E2E-0001?21SVWZ+RE 2026-0457?32ACME GMBH
+:61:2611231123DR20,00NDDTNONREF//BANKREF0002
+:86:105?00LASTSCHRIFT?20SVWZ+Beitrag?32VEREIN
+:61:2611231123CR75,50NTRFNONREF//BANKREF0003
+:86:166?00GUTSCHRIFT?20SVWZ+RE 2026-0458?32BETA KG
+:62F:C261123EUR1205,50
+-
+"""
+
+
+@pytest.mark.django_db
+def test_mt942_intraday_report_then_the_days_mt940_count_each_movement_once():
+    from reconciliation.imports import statement_import
+    from reconciliation.models import BankStatement, BankTransaction
+
+    # given the German bank's intraday report (MT942: a floor limit and a time, no balances)
+    headers, entries = mt940_items(MT942_REPORT.encode("latin-1"))
+    assert [h.version for h in headers] == ["MT942"]
+    assert headers[0].opening_balance is None and headers[0].currency == "EUR"
+    assert headers[0].created_at == dt.datetime(2026, 11, 23, 9, 15, tzinfo=dt.UTC)
+    assert [(e.amount, e.direction) for e in entries] == [(Decimal("150.00"), "CRDT"), (Decimal("20.00"), "DBIT")]
+    # when the report, then the day's statement, are imported
+    report = statement_import(source=MT942_REPORT.encode("latin-1"), filename="vmk.sta", match=False)
+    day = statement_import(source=MT940_DAY.encode("latin-1"), filename="sta.sta", match=False)
+    # then the report's movements are not counted twice, and the statement's balances add up
+    assert (report.created, day.created) == (2, 1)
+    assert BankTransaction.objects.count() == 3
+    assert [w for w in day.warnings if "balance" in w] == []
+    assert set(BankStatement.objects.values_list("version", flat=True)) == {"MT942", "MT940"}
