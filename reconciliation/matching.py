@@ -200,9 +200,10 @@ def _rule_reference(pending: list[BankTransaction], found: dict[int, _Candidate]
                     .filter(scope, canon__in=all_candidates).values(*fields, "canon")):
             if row not in requests[row["canon"]]:
                 requests[row["canon"]].append(row)
-        for row in (Invoice.objects.annotate(canon=canonical_sql("external_ref"))
+        for row in (Invoice.objects.annotate(canon=canonical_sql("external_ref"),
+                                             due=F("amount_total") - F("amount_paid") - F("amount_written_off"))
                     .filter(scope, canon__in=all_candidates)
-                    .values("pk", "creditor_id", "customer_id", "external_ref", "status", "canon")):
+                    .values("pk", "creditor_id", "customer_id", "external_ref", "status", "canon", "due")):
             invoices[row["canon"]].append(row)
     unresolved = []
     quoted: dict[int, list[str]] = {}  # the invoice numbers a transfer was matched on
@@ -211,6 +212,7 @@ def _rule_reference(pending: list[BankTransaction], found: dict[int, _Candidate]
         hit_requests = {r["pk"]: r for t in tokens | short[tx.pk] for r in requests.get(t, ())
                         if _same_creditor(tx, r)}
         hit_invoices = {i["pk"]: i for t in tokens for i in invoices.get(t, ()) if _same_creditor(tx, i)}
+        hit_invoices = _without_bare_numbers(tx, hit_invoices, found[tx.pk])
         target = _reference_target(tx, hit_requests, hit_invoices, found[tx.pk])
         if target is not None:
             found[tx.pk].target = target
@@ -222,6 +224,32 @@ def _rule_reference(pending: list[BankTransaction], found: dict[int, _Candidate]
         _reference_continuations([tx for tx in pending if tx.pk in quoted], quoted, per_tx, found)
     if unresolved:
         _reference_typos(unresolved, per_tx, found)
+
+
+# Words that say a number is an invoice's, in the languages payers write in.
+INVOICE_WORDS_RE = re.compile(r"FAC|FATT|INV|RECHN|RG\W|BILL|N°|NO\.|NR\.|NUM|REF|PIECE|DOC", re.IGNORECASE)
+
+
+def _without_bare_numbers(tx: BankTransaction, hits: dict[int, dict], candidate: _Candidate) -> dict[int, dict]:
+    """Invoices numbered with digits only are found by any number in the text: a postcode or a
+    street number too ("SARL DUPONT 12345 AVENUE DE PARIS"). Such a hit stays automatic when the
+    text says it is an invoice's ("facture", "Rechnung", "n°", "ref"…), when the bank gives it as
+    the structured reference, or when the invoices found are exactly the amount; otherwise it is
+    a suggestion."""
+    numeric = {pk for pk, row in hits.items() if row["canon"].isdigit()}
+    if not numeric:
+        return hits
+    structured = {references.canonical(t) for t in (tx.structured_reference, tx.end_to_end_id) if t}
+    open_due = sum((row["due"] for row in hits.values() if row["status"] in OPEN), Decimal(0))
+    if INVOICE_WORDS_RE.search(tx.remittance_info or "") or open_due == tx.amount:
+        return hits
+    kept = {pk: row for pk, row in hits.items() if pk not in numeric or row["canon"] in structured}
+    for pk in numeric - set(kept):
+        row = hits[pk]
+        if row["status"] in OPEN:
+            _suggest(candidate, pk, (70, f"number {row['external_ref']} in the text, not said to be an invoice's",
+                                     row["customer_id"], False))
+    return kept
 
 
 def _texts(tx: BankTransaction) -> tuple[str, str, str]:
