@@ -2,13 +2,15 @@
 
 Crash safety. A delivery is claimed in its own short transaction: status "sending", a new
 attempt_id and attempts+1 are committed *before* the network call; the result is recorded
-afterwards only if the row still carries that attempt_id. Deliveries are claimed by batches,
-so right before its own network call each row is checked to still carry that attempt_id and
-its sending_started_at is set to that moment (`delivery_sending_begin`): a batch slower than
+afterwards only if the row still carries that attempt_id. Deliveries are claimed by batches:
+the claim records its time in next_attempt_at and leaves sending_started_at empty; right before
+its own network call each row is checked to still carry that attempt_id and its
+sending_started_at is set to that moment (`delivery_sending_begin`): a batch slower than
 STUCK_AFTER never sends a row that the recovery below has already resolved. A process that
 dies between the claim and the result leaves the row in "sending". `deliveries_recover_stuck`
-finds such rows once their send started longer ago than any send could last, and resolves
-them per channel:
+finds such rows once they were claimed (or their send started) longer ago than any send could
+last. A row whose send never began (the rest of a dead sender's batch) has not left: it goes
+back to "pending" and is sent by the next run. A row whose send began is resolved per channel:
 
 - file: written again (same file name, atomic replace: a second write changes nothing);
 - email, SMS, webhook: the outcome is unknown (the message may have left), so the row is
@@ -63,15 +65,20 @@ def retry_delay(attempt: int, *, rng: random.Random | None = None) -> dt.timedel
 def deliveries_claim(*, limit: int = 50, now: dt.datetime | None = None, ids: list[int] | None = None) -> list[Delivery]:
     """Atomically move due deliveries to "sending" and commit, before anything is sent."""
     now = now or timezone.now()
+    claimed_at = timezone.now()  # the real clock, like delivery_sending_begin's: the recovery measures from it
     with transaction.atomic():
         qs = (Delivery.objects.select_for_update(skip_locked=True, of=("self",)).select_related("webhook_endpoint")
               .filter(status=Status.PENDING))
         qs = qs.filter(pk__in=ids) if ids is not None else qs.filter(next_attempt_at__lte=now)
         rows = list(qs.order_by("next_attempt_at", "id")[:limit])
         for d in rows:
-            d.status, d.attempt_id, d.sending_started_at = Status.SENDING, uuid.uuid4(), now
+            # No sending_started_at yet: it is set when this row's own send begins, so that a row
+            # of a dead sender's batch that never left can be told from one whose outcome is unknown.
+            d.status, d.attempt_id, d.sending_started_at = Status.SENDING, uuid.uuid4(), None
+            d.next_attempt_at = claimed_at
             d.attempts += 1
-        Delivery.objects.bulk_update(rows, ["status", "attempt_id", "sending_started_at", "attempts"])
+        Delivery.objects.bulk_update(rows, ["status", "attempt_id", "sending_started_at", "next_attempt_at",
+                                            "attempts"])
     return rows
 
 
@@ -202,7 +209,7 @@ def deliveries_send_due(*, limit: int = 50, max_batches: int | None = None, time
 def delivery_send_now(delivery: Delivery) -> Delivery:
     """Test sends, pings and replays from the admin: claim this one delivery and send it at once."""
     rows = deliveries_claim(limit=1, ids=[delivery.pk])
-    if rows:
+    if rows and delivery_sending_begin(delivery=rows[0]):
         delivery_record(delivery=rows[0], result=delivery_send(rows[0]))
     return Delivery.objects.get(pk=delivery.pk)
 
@@ -212,9 +219,18 @@ def deliveries_recover_stuck(*, older_than: dt.timedelta = STUCK_AFTER, now: dt.
     """Resolve deliveries left in "sending" by a crashed sender (see the module docstring)."""
     now = now or timezone.now()
     resend = set(getattr(settings, "NOTIFICATIONS_RESEND_INTERRUPTED", ("file",)))
+    counts = {"resent": 0, "dead": 0}
+    # Claimed by a sender that died before their own send began: nothing left, send them again.
+    never_began = list(Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+                       .filter(status=Status.SENDING, sending_started_at__isnull=True,
+                               next_attempt_at__lt=now - older_than))
+    for row in never_began:
+        row.status, row.next_attempt_at, row.attempt_id = Status.PENDING, now, None
+        row.attempts = max(row.attempts - 1, row.attempt_base)  # that attempt never happened
+        row.save(update_fields=["status", "next_attempt_at", "attempt_id", "attempts", "updated_at"])
+        counts["resent"] += 1
     rows = list(Delivery.objects.select_for_update(skip_locked=True, of=("self",))
                 .filter(status=Status.SENDING, sending_started_at__lt=now - older_than))
-    counts = {"resent": 0, "dead": 0}
     for row in rows:
         DeliveryAttempt.objects.get_or_create(attempt_id=row.attempt_id, defaults={
             "delivery": row, "number": row.attempts, "started_at": row.sending_started_at or now,

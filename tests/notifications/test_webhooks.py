@@ -270,6 +270,37 @@ def test_a_sender_crash_between_send_and_commit_does_not_send_twice(receiver):
     assert [r.headers["webhook-id"] for r in receiver.requests] == [f"msg_{delivery.uuid.hex}"] * 2
 
 
+def test_a_sender_killed_mid_batch_sends_the_rest_of_its_batch_later_not_dead_lettered(receiver):
+    """Found by the chaos run (scripts/chaos.py): a sender claims a batch, then is killed during
+    its first send. Only that one message may have left; the rest of the batch never did, so the
+    recovery must give those back to the next sender instead of dead-lettering them as
+    "interrupted" (which lost them: nobody resends a dead letter automatically)."""
+    webhook_rule(receiver.url)
+    for _ in range(3):
+        emit()
+    dispatch_pending()
+    holder = {}
+    receiver.on_request = lambda _request: os.kill(holder["proc"].pid, signal.SIGKILL)
+    # when: the sender process dies while its first request of the batch is being received
+    holder["proc"] = proc = _sender_subprocess()
+    proc.wait(timeout=120)
+    receiver.on_request = None
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    assert len(receiver.requests) == 1
+    assert Delivery.objects.filter(status=Delivery.Status.SENDING).count() == 3
+    in_flight = receiver.requests[0].headers["webhook-id"]
+    # then: once stuck, the two that never left go back to the queue, the one in flight is unknown
+    assert deliveries_recover_stuck() == {"resent": 0, "dead": 0}  # too recent to call it stuck
+    assert deliveries_recover_stuck(now=later(minutes=11)) == {"resent": 2, "dead": 1}
+    deliveries_send_due(now=later(minutes=11))
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    assert len(ids) == 3 and len(set(ids)) == 3, ids  # each message reached the receiver once
+    dead = Delivery.objects.get(status=Delivery.Status.DEAD)
+    assert f"msg_{dead.uuid.hex}" == in_flight and "interrupted" in dead.last_error
+    sent = Delivery.objects.filter(status=Delivery.Status.SENT)
+    assert sent.count() == 2 and {d.attempts for d in sent} == {1}  # the claim that never sent is not counted
+
+
 def test_a_batch_slower_than_the_stuck_delay_does_not_send_what_the_recovery_took(receiver, settings):
     """A sender claims a batch, then waits on a slow receiver; meanwhile the rest of its batch
     becomes "stuck" for the recovery, which resends it through another sender. The first sender,
