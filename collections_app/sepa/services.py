@@ -341,7 +341,9 @@ def sepa_export(*, today: dt.date | None = None, only_retries: bool = False,
 def sepa_files_write_pending() -> list[SepaFile]:
     """Write the generated files not in the outgoing folder yet: the collection run's, and any
     that a run killed between recording and writing them left behind (the write-sepa-files
-    schedule passes every few minutes, so they still leave before the bank's cut-off)."""
+    schedule passes every few minutes, so they still leave before the bank's cut-off). Files
+    recorded as written whose rename a killed worker did not do are published first."""
+    _sepa_files_finish_publishing()
     return [sepa_file_write(sepa_file=sepa_file)
             for sepa_file in SepaFile.objects.filter(status=SepaFile.Status.GENERATED).only("pk").order_by("pk")]
 
@@ -350,10 +352,40 @@ def outgoing_dir() -> Path:
     return Path(settings.SEPA_OUTGOING_DIR)
 
 
+def _partial(target: Path) -> Path:
+    return target.with_name(f".{target.name}.part")
+
+
+def _publish(partial: Path, target: Path) -> None:
+    try:
+        os.replace(partial, target)
+    except FileNotFoundError:
+        pass  # another worker published it first
+
+
+def _sepa_files_finish_publishing() -> None:
+    """Hidden files whose SepaFile is committed as written: their worker died between the commit
+    and the rename. Renamed now (the file was never visible, so the bank never took it)."""
+    folder = outgoing_dir()
+    if not folder.is_dir():
+        return
+    partials = {p.name[1:-len(".part")]: p for p in folder.glob("*/.*.part")}
+    if not partials:
+        return
+    for file_name, written_path in SepaFile.objects.filter(file_name__in=list(partials),
+                                                           status=SepaFile.Status.WRITTEN) \
+            .values_list("file_name", "written_path"):
+        if written_path and _partial(Path(written_path)) == partials[file_name]:
+            _publish(partials[file_name], Path(written_path))
+
+
 def sepa_file_write(*, sepa_file: SepaFile, again: bool = False) -> SepaFile:
     """Write the file to the outgoing drop folder for the bank channel (EBICS client or manual
-    upload): written under a temporary name, then renamed, so a reader never sees half a file.
-    `again` writes a file already written (staff asking for it from the admin)."""
+    upload): written under a hidden temporary name, recorded as written, and renamed to its
+    final name only once that is committed, so a reader never sees half a file and a worker
+    killed in between never publishes a file twice (the bank channel may already have taken
+    the first copy: a second one would debit everyone again). `again` writes a file already
+    written (staff asking for it from the admin)."""
     statuses = [SepaFile.Status.GENERATED, SepaFile.Status.WRITTEN] if again else [SepaFile.Status.GENERATED]
     pk = sepa_file.pk
     with transaction.atomic():
@@ -363,14 +395,17 @@ def sepa_file_write(*, sepa_file: SepaFile, again: bool = False) -> SepaFile:
         folder = outgoing_dir() / str(sepa_file.creditor_id)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / sepa_file.file_name
-        partial = folder / f".{sepa_file.file_name}.part"
-        partial.write_bytes(sepa_file.content.encode("utf-8"))
-        os.replace(partial, target)
+        partial = _partial(target)
+        with open(partial, "wb") as handle:
+            handle.write(sepa_file.content.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
         sepa_file.status = SepaFile.Status.WRITTEN
         sepa_file.written_path = str(target)
         sepa_file.written_at = timezone.now()
         sepa_file.save(update_fields=["status", "written_path", "written_at", "updated_at"])
-        return sepa_file
+    _publish(partial, target)
+    return sepa_file
 
 
 # --------------------------------------------------------------------------- pre-notification

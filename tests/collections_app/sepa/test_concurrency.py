@@ -91,3 +91,62 @@ def test_two_card_runs_and_two_retry_runs_at_once_charge_each_attempt_once():
     assert Payment.objects.filter(attempt=2).count() == 12
     assert CollectionAttempt.objects.filter(number=3).count() == 12
     assert all(Payment.objects.filter(installment__plan=p, attempt=2).count() == 1 for p in poor)
+
+
+def _file_writer_killed(out: Path, when: str) -> subprocess.Popen:
+    """The write-sepa-files task in its own process, killed by SIGKILL at the moment the file
+    gets its final name: just before the rename, or just after it."""
+    code = (
+        "import os, signal, django; django.setup()\n"
+        "from django.conf import settings; settings.SEPA_OUTGOING_DIR = os.environ['OUT_DIR']\n"
+        "real = os.replace\n"
+        "def replace(src, dst):\n"
+        f"    if {when!r} == 'after':\n"
+        "        real(src, dst)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "os.replace = replace\n"
+        "from collections_app.sepa.tasks import write_pending_files; write_pending_files()\n")
+    db = dj_settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@/{db['NAME']}?host={db['HOST']}&port={db['PORT']}"
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.test", "OUT_DIR": str(out)}
+    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_file_writer_killed_at_the_rename_hands_the_bank_each_file_once(tmp_path, settings, when):
+    """Found by the chaos run's review (scripts/chaos.py): the pain.008 file was renamed to its
+    final name before its "written" status committed. A worker killed in between left a visible
+    file, which the bank channel takes, and a file still "generated", which the next pass wrote
+    again: the bank got it twice and would have debited every debtor twice."""
+    import signal
+
+    from collections_app.sepa.services import sepa_export
+    from collections_app.sepa.tasks import write_pending_files
+
+    settings.SEPA_OUTGOING_DIR = out = tmp_path / "out"
+    bank = tmp_path / "bank"
+    bank.mkdir()
+
+    def bank_channel_takes_files():  # the EBICS client: every complete file leaves the folder
+        for path in sorted(out.glob("*/*.xml")):
+            path.rename(bank / f"{len(list(bank.iterdir()))}-{path.name}")
+
+    customer = CustomerFactory(creditor=CreditorFactory())
+    sepa_plan(customer, first_due=dt.date(2026, 12, 1), iban=DEBTOR_IBANS[0])
+    sepa_export(today=dt.date.fromisoformat(MONDAY), write=False)
+    sepa_file = SepaFile.objects.get()
+    # when the writer is killed at its rename, the bank channel passes, then the schedule runs twice
+    proc = _file_writer_killed(out, when)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    bank_channel_takes_files()
+    for _ in range(2):
+        write_pending_files()
+        bank_channel_takes_files()
+    # then the bank got the file exactly once, and nothing is left half written
+    received = sorted(bank.iterdir())
+    assert [p.read_text() for p in received] == [sepa_file.content], [p.name for p in received]
+    assert not list(out.glob("*/.*"))
+    sepa_file.refresh_from_db()
+    assert sepa_file.status == SepaFile.Status.WRITTEN
