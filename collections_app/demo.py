@@ -15,7 +15,7 @@ CUSTOMERS = [
     ("C-1002", "Jean Martin", "jean.martin@example.fr", "+33698765432", "fr", ["b2c"]),
     ("C-1003", "Boulangerie Petit SARL", "compta@boulangerie-petit.example.fr", "+33140000000", "fr",
      ["key account"]),
-    ("C-1004", "John Smith", "john.smith@example.com", "+447700900123", "en", []),
+    ("C-1004", "John Smith", "john.smith@example.com", "+447911123456", "en", []),
     ("C-1005", "Sophie Bernard", "sophie.bernard@example.fr", "+33611223344", "fr", ["b2c"]),
     ("C-1006", "Garage Moreau", "contact@garage-moreau.example.fr", "+33380000000", "fr", ["key account"]),
 ]
