@@ -238,20 +238,25 @@ def _sender_subprocess() -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _sender_killed_during_its_first_request(receiver) -> None:
+    """A real sender process, SIGKILLed by the receiver while its first request is received."""
+    holder = {}
+    receiver.on_request = lambda _request: os.kill(holder["proc"].pid, signal.SIGKILL)
+    holder["proc"] = proc = _sender_subprocess()
+    proc.wait(timeout=120)
+    receiver.on_request = None
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+
+
 def test_a_sender_crash_between_send_and_commit_does_not_send_twice(receiver):
     """The sender process is killed by the receiver while its request is being received: the
     message left, the result was never committed. Nothing sends it a second time."""
     webhook_rule(receiver.url)
     emit()
     dispatch_pending()
-    holder = {}
-    receiver.on_request = lambda _request: os.kill(holder["proc"].pid, signal.SIGKILL)
     # when
-    holder["proc"] = proc = _sender_subprocess()
-    proc.wait(timeout=120)
-    receiver.on_request = None
+    _sender_killed_during_its_first_request(receiver)
     # then: the process died mid-send, the delivery is left "sending"
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     delivery = Delivery.objects.get()
     assert delivery.status == Delivery.Status.SENDING and len(receiver.requests) == 1
     # when: senders run again, now and after the stuck delay
@@ -279,13 +284,8 @@ def test_a_sender_killed_mid_batch_sends_the_rest_of_its_batch_later_not_dead_le
     for _ in range(3):
         emit()
     dispatch_pending()
-    holder = {}
-    receiver.on_request = lambda _request: os.kill(holder["proc"].pid, signal.SIGKILL)
     # when: the sender process dies while its first request of the batch is being received
-    holder["proc"] = proc = _sender_subprocess()
-    proc.wait(timeout=120)
-    receiver.on_request = None
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    _sender_killed_during_its_first_request(receiver)
     assert len(receiver.requests) == 1
     assert Delivery.objects.filter(status=Delivery.Status.SENDING).count() == 3
     in_flight = receiver.requests[0].headers["webhook-id"]
