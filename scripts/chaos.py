@@ -64,6 +64,9 @@ def start_http(recorder: Recorder, port: int) -> ThreadingHTTPServer:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in two writes: with Nagle's algorithm the body waits for the
+        # sender's delayed ACK (~40 ms a request), which made the settle of a big run crawl.
+        disable_nagle_algorithm = True
 
         def do_POST(self):  # noqa: N802
             length = int(self.headers.get("content-length") or 0)
@@ -322,6 +325,7 @@ def drop_statements(jobs: list[tuple[str, bytes]], load: Load) -> None:
 class Clusters:
     def __init__(self, count: int, env: dict, logdir: Path):
         self.env, self.logdir, self.procs, self.started = env, logdir, [None] * count, 0
+        self.lock = threading.Lock()  # the random killer and the claim killer restart clusters
 
     def start(self, i: int) -> None:
         self.started += 1
@@ -351,6 +355,49 @@ class Clusters:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def holders(folders: list[Path], clusters: Clusters) -> dict[int, str]:
+    """Which cluster (index) has a file of these folders open right now (a drop-folder scan
+    holds its claimed file open and locked while it works on it): {cluster: file name}."""
+    groups = {proc.pid: i for i, proc in enumerate(clusters.procs) if proc is not None and proc.poll() is None}
+    prefixes = tuple(str(f) + "/" for f in folders)
+    found: dict[int, str] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            i = groups.get(os.getpgid(int(pid)))
+            if i is None or i in found:
+                continue
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith(prefixes):
+                    found[i] = Path(target).name
+                    break
+        except (ProcessLookupError, FileNotFoundError, PermissionError):
+            continue
+    return found
+
+
+def claim_killer(stop: threading.Event, rng: random.Random, clusters: Clusters, folders: list[Path],
+                 budget: int, kills: list[int], spare: int = 0) -> None:
+    """--kill-on-claim: SIGKILL the cluster that is working on a claimed drop-folder file (a
+    statement being imported, an invoice file becoming a job), at a random point of that work."""
+    while not stop.is_set() and kills[0] < budget:
+        found = {i: name for i, name in holders(folders, clusters).items() if i >= spare}
+        if not found:
+            stop.wait(0.02)
+            continue
+        i, name = rng.choice(sorted(found.items()))
+        time.sleep(rng.uniform(0, 0.4))
+        with clusters.lock:
+            clusters.kill(i)
+            kills[0] += 1
+            log(f"killed cluster {i} working on {name}")
+            time.sleep(rng.uniform(0, 1.0))
+            clusters.start(i)
+        stop.wait(rng.uniform(1, 4))
 
 
 def pump(stop: threading.Event, rng: random.Random) -> None:
@@ -396,6 +443,7 @@ def settle(max_passes: int = 12) -> list[str]:
     from django.utils.module_loading import import_string
 
     from collections_app.dunning.services import reminders_recover_stuck
+    from collections_app.retries.services import card_charges_run
     from config.schedules import SCHEDULES
     from connectors.services import import_jobs_recover, import_jobs_write_missing_return_files
     from notifications.sender import deliveries_recover_stuck, deliveries_send_due
@@ -408,6 +456,7 @@ def settle(max_passes: int = 12) -> list[str]:
         reminders_recover_stuck(now=later)
         import_jobs_recover(now=later)
         import_jobs_write_missing_return_files(now=later)
+        card_charges_run(now=later)  # card charges whose worker died between claim and gateway answer
         for item in SCHEDULES:
             try:
                 import_string(item["func"])()
@@ -429,6 +478,7 @@ def work_left() -> dict[str, int]:
     from django.conf import settings
 
     from collections_app.dunning.models import Reminder
+    from collections_app.retries.models import CollectionAttempt
     from collections_app.sepa.models import SepaFile
     from connectors.models import ImportJob
     from notifications.models import Delivery, Event
@@ -448,6 +498,8 @@ def work_left() -> dict[str, int]:
         "statement_files_waiting": files(st) + files(st / "processing"),
         "transactions_new": BankTransaction.objects.filter(status="new").count(),
         "sepa_files_unwritten": SepaFile.objects.filter(status="generated").count(),
+        "card_charges_in_flight": CollectionAttempt.objects.filter(method="card", status="submitted",
+                                                                   payment__status="pending").count(),
     }
 
 
@@ -704,6 +756,12 @@ def main() -> int:
     parser.add_argument("--invoices", type=int, default=3000)
     parser.add_argument("--plans", type=int, default=40, help="SEPA and card instalment plans due now")
     parser.add_argument("--kill-every", type=float, nargs=2, default=(2.0, 8.0), metavar=("MIN", "MAX"))
+    parser.add_argument("--kill-on-claim", type=int, default=0, metavar="N",
+                        help="besides the random kills, up to N kills of a cluster while it works on a claimed "
+                             "drop-folder file (statement import, invoice file scan)")
+    parser.add_argument("--spare", type=int, default=0, metavar="N",
+                        help="the first N clusters are never killed: their schedulers (which fire 30 s after a "
+                             "cluster starts) and queues run normally beside the clusters being killed")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the data folder and logs")
     args = parser.parse_args()
@@ -756,6 +814,12 @@ def main() -> int:
     stop = threading.Event()
     pumper = threading.Thread(target=pump, args=(stop, random.Random(seed + 1)), daemon=True)
     pumper.start()
+    claim_kills = [0]
+    if args.kill_on_claim:
+        folders = [Path(settings.STATEMENT_DROP_DIR) / "processing",
+                   Path(settings.CONNECTORS_IMPORT_DIR) / "erp-demo" / "processing"]
+        threading.Thread(target=claim_killer, args=(stop, random.Random(seed + 2), clusters, folders,
+                                                    args.kill_on_claim, claim_kills, args.spare), daemon=True).start()
     kills = 0
     dropped = False
     end = time.monotonic() + args.minutes * 60
@@ -772,15 +836,19 @@ def main() -> int:
                     drop_statements(extra["statements"], load)
                     dropped = True
                     log(f"statements dropped ({n} invoices in)")
-            i = rng.randrange(args.clusters)
-            clusters.kill(i)
-            kills += 1
-            time.sleep(rng.uniform(0, 1.5))
-            clusters.start(i)
+            i = rng.randrange(min(args.spare, args.clusters - 1), args.clusters)
+            with clusters.lock:
+                clusters.kill(i)
+                kills += 1
+                time.sleep(rng.uniform(0, 1.5))
+                clusters.start(i)
         if not dropped:
             drop_statements(extra["statements"], load)
-        log(f"{kills} clusters killed; letting the clusters run 45 s without kills")
         stop.set()
+        with clusters.lock:
+            kills += claim_kills[0]
+        log(f"{kills} clusters killed ({claim_kills[0]} while on a drop-folder file); "
+            "letting the clusters run 45 s without kills")
         time.sleep(45)
     finally:
         stop.set()

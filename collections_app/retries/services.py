@@ -263,9 +263,10 @@ class RunResult:
 STALE_CARD_CLAIM = dt.timedelta(minutes=10)
 
 
-def _claim_card_attempt(*, creditor_id: int, today: dt.date, only_retries: bool) -> tuple[int, Payment] | None:
+def _claim_card_attempt(*, creditor_id: int, today: dt.date, only_retries: bool,
+                        now: dt.datetime | None = None) -> tuple[int, Payment] | None:
     with transaction.atomic():
-        stale = timezone.now() - STALE_CARD_CLAIM
+        stale = (now or timezone.now()) - STALE_CARD_CLAIM
         qs = (CollectionAttempt.objects.select_for_update(skip_locked=True, of=("self",))
               .filter(creditor_id=creditor_id, method=PaymentMethod.CARD, scheduled_for__lte=today))
         if only_retries:
@@ -296,10 +297,12 @@ def _claim_card_attempt(*, creditor_id: int, today: dt.date, only_retries: bool)
 
 
 def card_charges_run(*, today: dt.date | None = None, only_retries: bool = False,
-                     creditor_ids: list[int] | None = None) -> RunResult:
+                     creditor_ids: list[int] | None = None, now: dt.datetime | None = None) -> RunResult:
     """Charge the saved card of every due card instalment (first attempts and retries).
     Each attempt is claimed and committed before the gateway is called, with the attempt as
-    the idempotency key, so a second worker or a re-run never charges it again."""
+    the idempotency key, so a second worker or a re-run never charges it again. An attempt
+    left submitted by a dead worker is asked again once STALE_CARD_CLAIM has passed since its
+    claim (`now`, default the current time, is the clock that is compared with)."""
     from collections_app import services
     from collections_app.gateways import get_gateway
 
@@ -313,7 +316,8 @@ def card_charges_run(*, today: dt.date | None = None, only_retries: bool = False
             attempts_materialise(method=PaymentMethod.CARD, creditor=creditor, up_to=day)
         with run_date(day):
             while True:
-                claimed = _claim_card_attempt(creditor_id=creditor.pk, today=day, only_retries=only_retries)
+                claimed = _claim_card_attempt(creditor_id=creditor.pk, today=day, only_retries=only_retries,
+                                              now=now)
                 if claimed is None:
                     break
                 attempt_pk, payment = claimed

@@ -112,6 +112,24 @@ def test_a_worker_that_died_after_its_claim_is_resumed_with_the_same_idempotency
     assert Payment.objects.count() == 1 and plan.installments.get(sequence=1).status == "paid"
 
 
+def test_the_stale_claim_recovery_reads_the_clock_it_is_given(customer):
+    """A recovery pass (the chaos run's settle, an operator's catch-up) moves the clock past
+    STALE_CARD_CLAIM without touching the rows; the charge is still made once."""
+    from django.db import transaction
+
+    from collections_app.retries.services import STALE_CARD_CLAIM, attempt_submit, attempts_materialise
+
+    plan = card_plan(customer, first_due=MONDAY)
+    attempts_materialise(method="card", creditor=customer.creditor, up_to=MONDAY)
+    with transaction.atomic():
+        attempt_submit(attempt=CollectionAttempt.objects.get(), gateway="sandbox")  # the worker died here
+    later = timezone.now() + STALE_CARD_CLAIM + dt.timedelta(seconds=1)
+    assert card_charges_run(today=MONDAY, now=later - dt.timedelta(minutes=2)).submitted == 0
+    assert card_charges_run(today=MONDAY, now=later).succeeded == 1
+    assert card_charges_run(today=MONDAY, now=later + STALE_CARD_CLAIM).submitted == 0  # paid: never again
+    assert Payment.objects.get().status == "succeeded" and plan.installments.get(sequence=1).status == "paid"
+
+
 def test_a_return_in_a_statement_goes_through_the_same_policy(customer):
     """The reconciliation issue books camt.054 returns with payment_reverse: the retry follows."""
     plan = sepa_plan(customer, first_due=MONDAY)
