@@ -7,6 +7,14 @@ Keys are scoped to the API key and kept IDEMPOTENCY_KEY_TTL_HOURS (24 h).
 
 The claim row is committed before the view runs, so a concurrent duplicate sees it at once;
 a server error releases the key so the client can retry.
+
+On PostgreSQL the view runs in one transaction with the stored response, holding the claim
+row's lock (FOR UPDATE): the work and the key's "done" are committed together or not at all.
+A claim left "in progress" whose lock nobody holds was therefore left by a request that died
+(a web worker killed by its timeout, a crashed node) without committing anything, and the
+client's retry with the same key runs it, instead of being told "in progress" for a day. Views
+with an effect outside the database (a webhook ping) are marked `idempotency_atomic = False`
+and keep the plain claim: their key stays in progress if the worker dies mid-way.
 """
 from __future__ import annotations
 
@@ -14,8 +22,9 @@ import datetime as dt
 import hashlib
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 from collections_app.models import IdempotencyRecord
@@ -31,6 +40,31 @@ def idempotency_records_purge(*, now: dt.datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+def _replay(record: IdempotencyRecord) -> HttpResponse:
+    response = HttpResponse(bytes(record.response_body or b""), status=record.response_status,
+                            content_type=record.response_content_type or "application/json")
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _in_progress() -> JsonResponse:
+    return _error("idempotency_request_in_progress",
+                  "A request with this Idempotency-Key is still being processed.", 409)
+
+
+def view_is_atomic(path: str) -> bool:
+    """Whether the view of `path` can run in one transaction with its stored response: all of
+    the API but the views (or viewset actions) marked idempotency_atomic = False."""
+    try:
+        func = resolve(path).func
+    except Resolver404:
+        return True
+    cls = getattr(func, "cls", None)
+    action = (getattr(func, "actions", None) or {}).get("post")
+    handler = getattr(cls, action, None) if cls is not None and action else None
+    return bool(getattr(handler, "idempotency_atomic", getattr(cls or func, "idempotency_atomic", True)))
 
 
 class IdempotencyMiddleware:
@@ -54,6 +88,8 @@ class IdempotencyMiddleware:
         body = request.body
         request_hash = hashlib.sha256(b"POST\n" + request.path.encode() + b"\n" + body).hexdigest()
         ttl = dt.timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+        # Taking over a dead request's claim needs its lock to tell it from a live one.
+        atomic = connection.features.has_select_for_update_nowait and view_is_atomic(request.path_info)
         record = None
         for _attempt in range(2):
             try:
@@ -71,16 +107,16 @@ class IdempotencyMiddleware:
                 if existing.request_hash != request_hash:
                     return _error("idempotency_key_reused",
                                   "This Idempotency-Key was used with a different request.", 422)
-                if existing.state == IdempotencyRecord.State.IN_PROGRESS:
-                    return _error("idempotency_request_in_progress",
-                                  "A request with this Idempotency-Key is still being processed.", 409)
-                response = HttpResponse(bytes(existing.response_body or b""), status=existing.response_status,
-                                        content_type=existing.response_content_type or "application/json")
-                response["Idempotent-Replayed"] = "true"
-                return response
+                if existing.state == IdempotencyRecord.State.DONE:
+                    return _replay(existing)
+                if not atomic:
+                    return _in_progress()
+                record = existing  # in progress, or abandoned by a dead request: the lock tells
+                break
         if record is None:
-            return _error("idempotency_request_in_progress",
-                          "A request with this Idempotency-Key is still being processed.", 409)
+            return _in_progress()
+        if atomic:
+            return self._run_atomic(request, record)
         try:
             response = self.get_response(request)
         except Exception:
@@ -93,3 +129,50 @@ class IdempotencyMiddleware:
             state=IdempotencyRecord.State.DONE, response_status=response.status_code,
             response_body=response.content, response_content_type=response.get("Content-Type", ""))
         return response
+
+    def _run_atomic(self, request, record: IdempotencyRecord):
+        """The view and its stored response in one transaction, under the claim row's lock."""
+        release = False
+        try:
+            with transaction.atomic():
+                try:
+                    with transaction.atomic():  # a savepoint: a refused lock leaves the transaction usable
+                        locked = IdempotencyRecord.objects.select_for_update(nowait=True).filter(pk=record.pk).first()
+                except DatabaseError:
+                    locked = None
+                    live = True  # a live request holds it
+                else:
+                    live = False
+                if locked is None:
+                    # held by a live request, or released by its server error a moment ago
+                    return _in_progress() if live else _error(
+                        "idempotency_request_in_progress",
+                        "A request with this Idempotency-Key has just failed; send it again.", 409)
+                if locked.state == IdempotencyRecord.State.DONE:
+                    return _replay(locked)  # a concurrent duplicate finished while we waited
+                response = self.get_response(request)
+                if response.status_code >= 500:
+                    transaction.set_rollback(True)  # none of a failed request's work is kept
+                    release = True
+                    return response
+                if getattr(response, "streaming", False):
+                    release = True  # nothing to store: the key is released, the work kept
+                    return response
+                try:
+                    with transaction.atomic():
+                        IdempotencyRecord.objects.filter(pk=record.pk).update(
+                            state=IdempotencyRecord.State.DONE, response_status=response.status_code,
+                            response_body=response.content,
+                            response_content_type=response.get("Content-Type", ""))
+                except DatabaseError:
+                    # the view answered an error after a failed statement (the transaction is
+                    # unusable): nothing of it is kept, and the key is free for a retry
+                    transaction.set_rollback(True)
+                    release = True
+                return response
+        except Exception:
+            release = True
+            raise
+        finally:
+            if release:
+                IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS).delete()

@@ -68,6 +68,10 @@ class WebhookEndpointViewSet(CreditorScoped, viewsets.ModelViewSet):
     def ping(self, request, pk=None):
         return Response(s.DeliverySerializer(services.endpoint_ping(endpoint=self.get_object())).data)
 
+    # Sent at once, committing its claim before the call: not run inside the Idempotency-Key's
+    # transaction (collections_app.api.idempotency).
+    ping.idempotency_atomic = False
+
     @extend_schema(request=None, responses=s.WebhookEndpointSerializer)
     @action(detail=True, methods=["post"])
     def enable(self, request, pk=None):

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from collections_app.api.auth import api_key_create, api_key_revoke
 from collections_app.models import ApiKey, Customer, IdempotencyRecord, Invoice, PaymentRequest
 from tests.factories import CreditorFactory, make_invoice
+from tests.processes import database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -260,21 +261,152 @@ def test_keys_are_scoped_per_api_key(creditor, api):
     assert response.status_code == 201
 
 
-def test_a_key_still_in_progress_is_409(creditor, api, api_key):
-    IdempotencyRecord.objects.create(api_key=api_key, key="k-4", method="POST", path="/api/v1/customers/",
-                                     request_hash="x" * 64)
-    response = api.post("/api/v1/customers/", customer_body(), format="json", HTTP_IDEMPOTENCY_KEY="k-4")
-    assert response.status_code in (409, 422)
-    # same body as the in-progress request: 409 in_progress
+def _claim(api_key, key: str, body: bytes, path: str = "/api/v1/customers/") -> IdempotencyRecord:
     import hashlib
+
+    return IdempotencyRecord.objects.create(api_key=api_key, key=key, method="POST", path=path,
+                                            request_hash=hashlib.sha256(b"POST\n" + path.encode() + b"\n" + body)
+                                            .hexdigest())
+
+
+def test_a_key_in_progress_with_another_body_is_422(creditor, api, api_key):
     import json
 
+    _claim(api_key, "k-4", json.dumps(customer_body(name="Bob")).encode())
+    response = api.post("/api/v1/customers/", json.dumps(customer_body()), content_type="application/json",
+                        HTTP_IDEMPOTENCY_KEY="k-4")
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_key_held_by_a_live_request_is_409(creditor, api, api_key):
+    import json
+
+    from django.db import transaction
+
     body = json.dumps(customer_body()).encode()
-    IdempotencyRecord.objects.filter(key="k-4").update(
-        request_hash=hashlib.sha256(b"POST\n/api/v1/customers/\n" + body).hexdigest())
-    response = api.post("/api/v1/customers/", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-4")
+    record = _claim(api_key, "k-live", body)
+    # given another request working under that key (it holds the claim's lock)
+    holding, done = threading.Event(), threading.Event()
+
+    def live_request():
+        try:
+            with transaction.atomic():
+                IdempotencyRecord.objects.select_for_update().get(pk=record.pk)
+                holding.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=live_request)
+    worker.start()
+    try:
+        assert holding.wait(10)
+        # when the client sends it again meanwhile
+        response = api.post("/api/v1/customers/", body, content_type="application/json",
+                            HTTP_IDEMPOTENCY_KEY="k-live")
+    finally:
+        done.set()
+        worker.join()
+    # then it is told to wait, and nothing is created twice
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "idempotency_request_in_progress"
+    assert not Customer.objects.exists()
+
+
+def test_a_key_in_progress_on_a_database_without_row_locks_is_409(creditor, api, api_key, monkeypatch):
+    """Without NOWAIT row locks (SQLite) a dead request cannot be told from a live one: wait."""
+    import json
+
+    monkeypatch.setattr(connection.features, "has_select_for_update_nowait", False)
+    body = json.dumps(customer_body()).encode()
+    _claim(api_key, "k-4b", body)
+    response = api.post("/api/v1/customers/", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-4b")
+    assert response.status_code == 409
+    assert not Customer.objects.exists()
+
+
+KILLED_REQUEST = """
+import os, sys, time, django
+django.setup()
+from collections_app import services
+real = services.customer_create
+def customer_create(**kwargs):
+    customer = real(**kwargs)   # written in the request's transaction, not committed yet
+    print("created", flush=True)
+    time.sleep(60)              # ... and the web worker is killed here (timeout, OOM, deploy)
+services.customer_create = customer_create
+from rest_framework.test import APIClient
+client = APIClient()
+client.credentials(HTTP_AUTHORIZATION="Api-Key " + os.environ["API_KEY"])
+client.post("/api/v1/customers/", sys.stdin.read(), content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="k-killed")
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_request_killed_mid_way_leaves_nothing_and_its_retry_runs_once(creditor, api, api_key):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    url = database_url()
+    body = json.dumps(customer_body())
+    # given a web worker handling a POST with an Idempotency-Key, killed in the middle of its work
+    worker = subprocess.Popen(
+        [sys.executable, "-c", KILLED_REQUEST], cwd=Path(__file__).resolve().parents[2], text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.test",
+             "API_KEY": api_key.raw})
+    try:
+        worker.stdin.write(body)
+        worker.stdin.close()
+        assert worker.stdout.readline().strip() == "created", worker.stderr.read()[-3000:]
+        # while it works, a retry is told to wait
+        assert api.post("/api/v1/customers/", body, content_type="application/json",
+                        HTTP_IDEMPOTENCY_KEY="k-killed").status_code == 409
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert IdempotencyRecord.objects.get(key="k-killed").state == IdempotencyRecord.State.IN_PROGRESS
+    assert not Customer.objects.exists()  # its work died with it
+    # when the client retries with the same key
+    retry = api.post("/api/v1/customers/", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-killed")
+    again = api.post("/api/v1/customers/", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-killed")
+    # then the request runs (once), and later retries get its answer
+    assert retry.status_code == 201, retry.content
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true" and again.content == retry.content
+    assert Customer.objects.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_server_error_keeps_none_of_the_work_and_frees_the_key(creditor, api, monkeypatch):
+    from collections_app import services
+
+    real = services.customer_create
+
+    def broken(**kwargs):
+        real(**kwargs)
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(services, "customer_create", broken)
+    api.raise_request_exception = False
+    failed = api.post("/api/v1/customers/", customer_body(), format="json", HTTP_IDEMPOTENCY_KEY="k-500")
+    assert failed.status_code == 500
+    assert not Customer.objects.exists() and not IdempotencyRecord.objects.filter(key="k-500").exists()
+    monkeypatch.setattr(services, "customer_create", real)
+    assert api.post("/api/v1/customers/", customer_body(), format="json",
+                    HTTP_IDEMPOTENCY_KEY="k-500").status_code == 201
+    assert Customer.objects.count() == 1
 
 
 def test_validation_errors_are_replayed_too_and_5xx_release_the_key(creditor, api):

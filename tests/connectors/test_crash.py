@@ -19,6 +19,7 @@ from connectors.services import import_job_create, import_jobs_recover
 from connectors.tasks import run_import_job
 from notifications.models import Event
 from tests.factories import CreditorFactory
+from tests.processes import database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -27,8 +28,7 @@ ROWS = 40_000
 
 
 def _command(*args: str) -> subprocess.Popen:
-    db = dj_settings.DATABASES["default"]
-    url = f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@/{db['NAME']}?host={db['HOST']}&port={db['PORT']}"
+    url = database_url()
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.base", "SECRET_KEY": "test",
            "MEDIA_ROOT": str(dj_settings.MEDIA_ROOT)}
     return subprocess.Popen([sys.executable, "manage.py", *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -106,8 +106,7 @@ def _status_writer_killed(export_dir: Path, when: str) -> subprocess.Popen:
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "os.replace = replace\n"
         "from connectors.tasks import write_status_files; write_status_files()\n")
-    db = dj_settings.DATABASES["default"]
-    url = f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@/{db['NAME']}?host={db['HOST']}&port={db['PORT']}"
+    url = database_url()
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.test",
            "EXPORT_DIR": str(export_dir)}
     return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.conf import settings as dj_settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -20,8 +19,9 @@ from notifications.models import Delivery, DeliveryAttempt, Event, WebhookEndpoi
 from notifications.sender import deliveries_recover_stuck, deliveries_send_due, retry_delay
 from notifications.services import delivery_replay, endpoint_create, endpoint_rotate_secret
 from notifications.signing import signing_secrets, webhook_headers
-from tests.servers import Receiver, free_port
 from tests.notifications.factories import emit, webhook_rule
+from tests.processes import database_url
+from tests.servers import Receiver, free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -228,8 +228,7 @@ def test_a_dispatcher_crash_before_commit_does_not_send_twice(receiver):
 
 
 def _sender_subprocess() -> subprocess.Popen:
-    db = dj_settings.DATABASES["default"]
-    url = f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@/{db['NAME']}?host={db['HOST']}&port={db['PORT']}"
+    url = database_url()
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.test",
            "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1,localhost"}
     code = ("import django; django.setup(); from notifications.sender import deliveries_send_due; "

@@ -13,13 +13,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from django.conf import settings as dj_settings
 from django.utils import timezone
 
 from collections_app.dunning.models import Reminder
 from collections_app.dunning.services import reminders_recover_stuck
 from tests.collections_app.dunning.conftest import at, day, invoice_for, make_scenario
 from tests.factories import CustomerFactory
+from tests.processes import database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -28,8 +28,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def run_dunning_process(smtp_port: int, *args: str) -> subprocess.Popen:
     """`manage.py run_dunning` in its own process, against the test database and the SMTP sink."""
-    db = dj_settings.DATABASES["default"]
-    url = f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@/{db['NAME']}?host={db['HOST']}&port={db['PORT']}"
+    url = database_url()
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.base",
            "SECRET_KEY": "test", "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
            "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port), "SMS_BACKEND": "console"}

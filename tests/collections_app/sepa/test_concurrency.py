@@ -11,7 +11,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from django.conf import settings as dj_settings
 from lxml import etree
 
 from collections_app.models import Installment, Payment
@@ -19,6 +18,7 @@ from collections_app.retries.models import CollectionAttempt
 from collections_app.sepa.models import SepaFile
 from tests.collections_app.collection_helpers import DEBTOR_IBANS, card_plan, sepa_plan
 from tests.factories import CreditorFactory, CustomerFactory
+from tests.processes import database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -27,8 +27,7 @@ MONDAY = "2026-11-30"
 
 
 def start(*args: str) -> subprocess.Popen:
-    db = dj_settings.DATABASES["default"]
-    url = f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@/{db['NAME']}?host={db['HOST']}&port={db['PORT']}"
+    url = database_url()
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
     return subprocess.Popen([sys.executable, "manage.py", *args, "--json"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -106,8 +105,7 @@ def _file_writer_killed(out: Path, when: str) -> subprocess.Popen:
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "os.replace = replace\n"
         "from collections_app.sepa.tasks import write_pending_files; write_pending_files()\n")
-    db = dj_settings.DATABASES["default"]
-    url = f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@/{db['NAME']}?host={db['HOST']}&port={db['PORT']}"
+    url = database_url()
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.test", "OUT_DIR": str(out)}
     return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
