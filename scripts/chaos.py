@@ -14,6 +14,7 @@ invariant holds, 1 otherwise."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import collections
 import datetime as dt
 import json
@@ -25,6 +26,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -357,6 +360,170 @@ class Clusters:
                 pass
 
 
+# --------------------------------------------------------------------------- web tier (--web)
+
+
+class WebTier:
+    """gunicorn with sync workers, as in production; its workers are SIGKILLed at random while
+    an integrator's calls are in flight (the master starts new ones)."""
+
+    def __init__(self, workers: int, env: dict, logdir: Path, port: int):
+        self.port = port
+        out = open(logdir / "gunicorn.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [PY, "-m", "gunicorn", "config.wsgi:application", "--workers", str(workers), "--bind",
+             f"127.0.0.1:{port}", "--timeout", "60", "--graceful-timeout", "2"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        import httpx
+
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/api/schema/", timeout=5)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise RuntimeError("gunicorn did not start (see gunicorn.log)")
+
+    def workers(self) -> list[int]:
+        pids = []
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open(f"/proc/{pid}/stat") as stat:
+                        if int(stat.read().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                            pids.append(int(pid))
+                except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                    continue
+        return pids
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@dataclass
+class ApiCall:
+    key: str
+    path: str
+    body: dict
+    answers: list[int] = field(default_factory=list)  # every status seen (0: connection lost)
+    final: tuple[int, str] | None = None
+
+
+def api_calls(n: int, customer_id: int, rng: random.Random) -> list[ApiCall]:
+    """What an ERP sends: customers, payment requests and bulk invoice imports (the slow ones,
+    so that kills land in the middle of their work), each with its own Idempotency-Key."""
+    calls = []
+    for i in range(n):
+        kind = i % 3
+        if kind == 0:
+            calls.append(ApiCall(f"web-c-{i}", "/api/v1/customers/",
+                                 {"external_ref": f"WEB-C{i:05d}", "name": f"Client Web {i}",
+                                  "email": f"web{i}@example.org"}))
+        elif kind == 1:
+            calls.append(ApiCall(f"web-pr-{i}", "/api/v1/payment-requests/",
+                                 {"customer": customer_id, "reference": f"WEB-PR{i:05d}",
+                                  "amount": f"{rng.randint(100, 9999)}.{rng.randint(0, 99):02d}", "currency": "EUR"}))
+        else:
+            rows = rng.randint(50, 400)
+            calls.append(ApiCall(f"web-imp-{i}", "/api/v1/invoice-imports/", {"mode": "all_or_nothing", "invoices": [
+                {"external_ref": f"WEB-I{i:05d}-{j:03d}", "customer_ref": f"WEB-IC{(i + j) % 40:03d}",
+                 "name": f"Client Import {(i + j) % 40}", "amount": f"{10 + j}.50", "due_date": "2026-12-31"}
+                for j in range(rows)]}))
+    return calls
+
+
+def api_client(calls: Iterator[ApiCall], lock: threading.Lock, port: int, raw_key: str) -> None:
+    """An integrator that retries each call with the same key until it has an answer (a lost
+    connection, a 5xx or a 409 'in progress' are tried again), as our API documentation says."""
+    import httpx
+
+    headers = {"Authorization": f"Api-Key {raw_key}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as client:
+        while True:
+            with lock:
+                call = next(calls, None)
+            if call is None:
+                return
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                try:
+                    response = client.post(call.path, json=call.body, headers={"Idempotency-Key": call.key})
+                except httpx.HTTPError:
+                    call.answers.append(0)
+                    time.sleep(0.2)
+                    continue
+                call.answers.append(response.status_code)
+                in_progress = response.status_code == 409 and "idempotency_request_in_progress" in response.text
+                if response.status_code >= 500 or in_progress:
+                    time.sleep(0.3)
+                    continue
+                call.final = (response.status_code, response.text)
+                break
+
+
+def web_killer(stop: threading.Event, rng: random.Random, web: WebTier, kills: list[int]) -> None:
+    while not stop.wait(rng.uniform(0.3, 2.0)):
+        pids = web.workers()
+        if pids:
+            try:
+                os.kill(rng.choice(pids), signal.SIGKILL)
+                kills[0] += 1
+            except ProcessLookupError:
+                pass
+
+
+def check_web(calls: list[ApiCall], port: int, raw_key: str, kills: int) -> list[tuple[str, bool, str]]:
+    import httpx
+
+    from collections_app.models import Customer, IdempotencyRecord, Invoice, PaymentRequest
+
+    results = []
+    unanswered = [c.key for c in calls if c.final is None]
+    refused = [(c.key, c.final[0], c.final[1][:120]) for c in calls if c.final and c.final[0] >= 300]
+    lost = sum(a == 0 for c in calls for a in c.answers)
+    waits = sum(a == 409 for c in calls for a in c.answers)
+    results.append(("web: every API call answered 2xx in the end, retried with its key",
+                    not unanswered and not refused,
+                    f"{len(calls)} calls, {kills} gunicorn workers killed, {lost} connections lost, {waits} "
+                    f"'in progress' answers; unanswered {unanswered[:5]}, refused {refused[:3]}"))
+    customers = collections.Counter(Customer.objects.filter(external_ref__startswith="WEB-C")
+                                    .values_list("external_ref", flat=True))
+    requests = collections.Counter(PaymentRequest.objects.filter(reference__startswith="WEB-PR")
+                                   .values_list("reference", flat=True))
+    invoices = collections.Counter(Invoice.objects.filter(external_ref__startswith="WEB-I")
+                                   .values_list("external_ref", flat=True))
+    wanted_invoices = {row["external_ref"] for c in calls if "invoices" in c.body for row in c.body["invoices"]}
+    links = collections.Counter(PaymentRequest.invoices.through.objects.filter(invoice__external_ref__startswith="WEB-I")
+                                .values_list("invoice__external_ref", flat=True))
+    twice = [k for counter in (customers, requests, invoices, links) for k, v in counter.items() if v > 1]
+    missing = ({c.body["external_ref"] for c in calls if "external_ref" in c.body} - set(customers)) \
+        | ({c.body["reference"] for c in calls if "reference" in c.body} - set(requests)) \
+        | (wanted_invoices - set(invoices)) | (wanted_invoices - set(links))
+    results.append(("web: each call's objects exist exactly once (customers, payment requests, imported invoices "
+                    "with one pay link each)", not twice and not missing,
+                    f"customers {len(customers)}, payment requests {len(requests)}, invoices {len(invoices)}; "
+                    f"twice {twice[:5]}, missing {sorted(missing)[:5]}"))
+    different = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Api-Key {raw_key}"},
+                      timeout=60) as client:
+        for call in calls:
+            if call.final is None:
+                continue
+            again = client.post(call.path, json=call.body, headers={"Idempotency-Key": call.key})
+            if again.headers.get("Idempotent-Replayed") != "true" or again.text != call.final[1]:
+                different.append(call.key)
+    stuck = IdempotencyRecord.objects.filter(key__startswith="web-", state="in_progress").count()
+    results.append(("web: a key sent again replays the answer the client got; no key left in progress",
+                    not different and not stuck, f"different {different[:5]}, in progress {stuck}"))
+    return results
+
+
 def holders(folders: list[Path], clusters: Clusters) -> dict[int, str]:
     """Which cluster (index) has a file of these folders open right now (a drop-folder scan
     holds its claimed file open and locked while it works on it): {cluster: file name}."""
@@ -642,16 +809,23 @@ def check(load: Load, rec: Recorder, creditor_id: int, in_flight_max: int) -> li
                                      invoice__paid_at__isnull=False).select_related("invoice"):
         if r.invoice.paid_at < (r.sending_started_at or r.sent_at):
             late.append((r.invoice.external_ref, r.step_id, str(r.invoice.paid_at), str(r.sending_started_at)))
+    # a payment request without invoices (a debt on its own, e.g. created through the API) is reminded itself
+    for r in Reminder.objects.filter(status__in=["sent", "sending", "unknown"], invoice__isnull=True,
+                                     payment_request__paid_at__isnull=False).select_related("payment_request"):
+        if r.payment_request.paid_at < (r.sending_started_at or r.sent_at):
+            late.append((r.payment_request.reference, r.step_id, str(r.payment_request.paid_at),
+                         str(r.sending_started_at)))
     rem_mail = collections.Counter()
-    uuids = {f"<delivery-{u}@encaisse>": (inv, step) for u, inv, step in
-             Reminder.objects.values_list("uuid", "invoice_id", "step_id")}
+    uuids = {f"<delivery-{u}@encaisse>": ("invoice", inv, step) if inv else ("request", request, step)
+             for u, inv, request, step in
+             Reminder.objects.values_list("uuid", "invoice_id", "payment_request_id", "step_id")}
     for m in rec.emails:
         if m["message_id"] in uuids:
             rem_mail[uuids[m["message_id"]]] += 1
     dup_rem = {k: v for k, v in rem_mail.items() if v > 1}
     stuck_rem = Reminder.objects.filter(status__in=["claimed", "sending"]).count()
     unknown_rem = Reminder.objects.filter(status="unknown").count()
-    res("no reminder for an invoice already paid; each step at most once per invoice; none stuck or lost",
+    res("no reminder for an invoice (or request) already paid; each step at most once per debt; none stuck or lost",
         not late and not dup_rem and not stuck_rem and unknown_rem <= in_flight_max,
         f"reminders {dict(Reminder.objects.values_list('status').annotate(n=Count('pk')))}, emails of reminders "
         f"{sum(rem_mail.values())}, paid before sent {late[:5]}, duplicated {list(dup_rem.items())[:5]}, "
@@ -762,6 +936,10 @@ def main() -> int:
     parser.add_argument("--spare", type=int, default=0, metavar="N",
                         help="the first N clusters are never killed: their schedulers (which fire 30 s after a "
                              "cluster starts) and queues run normally beside the clusters being killed")
+    parser.add_argument("--web", type=int, default=0, metavar="N",
+                        help="also run gunicorn with N sync workers, killed at random while an integrator's API "
+                             "calls (with Idempotency-Keys) are in flight")
+    parser.add_argument("--api-calls", type=int, default=150, help="with --web: how many API calls")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the data folder and logs")
     args = parser.parse_args()
@@ -804,6 +982,20 @@ def main() -> int:
 
     from django.conf import settings
 
+    web, web_threads, web_kills, calls, raw_key = None, [], [0], [], ""
+    if args.web:
+        from collections_app.api.auth import api_key_create
+        from collections_app.models import Creditor, Customer
+
+        creditor = Creditor.objects.get(pk=extra["creditor_id"])
+        _key, raw_key = api_key_create(name="chaos ERP", creditor=creditor)
+        calls = api_calls(args.api_calls, Customer.objects.filter(creditor=creditor).order_by("pk").first().pk,
+                          random.Random(seed + 3))
+        connection.close()
+        web = WebTier(args.web, {**env, "ALLOWED_HOSTS": "127.0.0.1,localhost"}, logdir, free_port())
+        atexit.register(web.stop)  # whatever happens next
+        log(f"web: gunicorn with {args.web} workers on port {web.port}; {len(calls)} API calls")
+
     bank_stop = threading.Event()
     bank = threading.Thread(target=bank_channel, args=(bank_stop, Path(settings.SEPA_OUTGOING_DIR),
                                                        Path(settings.DATA_DIR) / "bank", recorder), daemon=True)
@@ -820,6 +1012,13 @@ def main() -> int:
                    Path(settings.CONNECTORS_IMPORT_DIR) / "erp-demo" / "processing"]
         threading.Thread(target=claim_killer, args=(stop, random.Random(seed + 2), clusters, folders,
                                                     args.kill_on_claim, claim_kills, args.spare), daemon=True).start()
+    if web is not None:
+        pending, lock = iter(calls), threading.Lock()
+        web_threads = [threading.Thread(target=api_client, args=(pending, lock, web.port, raw_key), daemon=True)
+                       for _ in range(3)]
+        for thread in web_threads:
+            thread.start()
+        threading.Thread(target=web_killer, args=(stop, random.Random(seed + 4), web, web_kills), daemon=True).start()
     kills = 0
     dropped = False
     end = time.monotonic() + args.minutes * 60
@@ -850,6 +1049,11 @@ def main() -> int:
         log(f"{kills} clusters killed ({claim_kills[0]} while on a drop-folder file); "
             "letting the clusters run 45 s without kills")
         time.sleep(45)
+        for thread in web_threads:
+            thread.join(300)
+        if web is not None:
+            log(f"web: {web_kills[0]} gunicorn workers killed; {sum(c.final is not None for c in calls)} of "
+                f"{len(calls)} API calls answered")
     finally:
         stop.set()
         clusters.stop_all()
@@ -858,6 +1062,9 @@ def main() -> int:
     bank_stop.set()
     bank.join(10)
     results = check(load, recorder, extra["creditor_id"], in_flight_max=kills * args.workers)
+    if web is not None:
+        results += check_web(calls, web.port, raw_key, web_kills[0])
+        web.stop()
     http.shutdown()
     smtp.stop()
     print("\n=== chaos run report (seed %d, %d kills) ===" % (seed, kills))
