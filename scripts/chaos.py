@@ -412,6 +412,7 @@ class ApiCall:
     path: str
     body: dict
     answers: list[int] = field(default_factory=list)  # every status seen (0: connection lost)
+    trace: list[str] = field(default_factory=list)  # each try: its answer and how long it took
     final: tuple[int, str] | None = None
 
 
@@ -452,13 +453,16 @@ def api_client(calls: Iterator[ApiCall], lock: threading.Lock, port: int, raw_ke
                 return
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
+                sent = time.monotonic()
                 try:
                     response = client.post(call.path, json=call.body, headers={"Idempotency-Key": call.key})
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
                     call.answers.append(0)
+                    call.trace.append(f"{type(exc).__name__} after {time.monotonic() - sent:.1f}s")
                     time.sleep(0.2)
                     continue
                 call.answers.append(response.status_code)
+                call.trace.append(f"{response.status_code} after {time.monotonic() - sent:.1f}s")
                 in_progress = response.status_code == 409 and "idempotency_request_in_progress" in response.text
                 if response.status_code >= 500 or in_progress:
                     time.sleep(0.3)
@@ -484,7 +488,7 @@ def check_web(calls: list[ApiCall], port: int, raw_key: str, kills: int) -> list
     from collections_app.models import Customer, IdempotencyRecord, Invoice, PaymentRequest
 
     results = []
-    unanswered = [c.key for c in calls if c.final is None]
+    unanswered = [(c.key, c.trace[-4:]) for c in calls if c.final is None]
     refused = [(c.key, c.final[0], c.final[1][:120]) for c in calls if c.final and c.final[0] >= 300]
     lost = sum(a == 0 for c in calls for a in c.answers)
     waits = sum(a == 409 for c in calls for a in c.answers)
@@ -1049,8 +1053,10 @@ def main() -> int:
         log(f"{kills} clusters killed ({claim_kills[0]} while on a drop-folder file); "
             "letting the clusters run 45 s without kills")
         time.sleep(45)
+        # the integrator's calls that are still going on finish (each gives up 180 s after its first try)
+        until = time.monotonic() + 1200
         for thread in web_threads:
-            thread.join(300)
+            thread.join(max(1.0, until - time.monotonic()))
         if web is not None:
             log(f"web: {web_kills[0]} gunicorn workers killed; {sum(c.final is not None for c in calls)} of "
                 f"{len(calls)} API calls answered")
