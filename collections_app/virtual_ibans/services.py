@@ -48,7 +48,19 @@ def _payload(viban: VirtualIBAN, previous: str | None = None) -> dict[str, Any]:
 @transaction.atomic
 def virtual_iban_allocate(*, customer: Customer, payment_request: PaymentRequest | None = None) -> VirtualIBAN:
     """The customer's (or the request's, in per-debt mode) active virtual IBAN, allocated
-    from the creditor's range the first time. Safe to call concurrently."""
+    from the creditor's range the first time. Safe to call concurrently.
+
+    The range's row lock serialises a creditor's allocations and is held to the end of the
+    caller's transaction (an outbox dispatcher's batch, a bulk import): one already allocated
+    is therefore looked up before taking it, so that a pay link for a customer who has one never
+    waits behind the creditor's other allocations."""
+    mode = (VirtualIBANRange.objects.filter(creditor_id=customer.creditor_id, is_active=True)
+            .values_list("allocation_mode", flat=True).first())
+    if mode is not None:
+        found = _allocated(customer=customer, payment_request=payment_request,
+                           per_debt=mode == VirtualIBANRange.AllocationMode.PER_DEBT).first()
+        if found is not None:
+            return found
     range_ = (VirtualIBANRange.objects.select_for_update()
               .filter(creditor_id=customer.creditor_id, is_active=True).first())
     if range_ is None:
@@ -60,13 +72,10 @@ def virtual_iban_allocate(*, customer: Customer, payment_request: PaymentRequest
                                    field="payment_request")
         if payment_request.customer_id != customer.pk:
             raise ValidationFailed(_("The payment request belongs to another customer."), field="payment_request")
-        existing = VirtualIBAN.objects.filter(payment_request=payment_request, status=VirtualIBAN.Status.ACTIVE)
     else:
         payment_request = None
-        existing = VirtualIBAN.objects.filter(customer=customer, payment_request__isnull=True,
-                                              status=VirtualIBAN.Status.ACTIVE)
-    # The range lock serialises allocations of one creditor, so this read cannot race.
-    found = existing.first()
+    # Again under the range lock, which serialises allocations of one creditor: this read cannot race.
+    found = _allocated(customer=customer, payment_request=payment_request, per_debt=per_debt).first()
     if found is not None:
         return found
     number = range_.next_number
@@ -79,6 +88,14 @@ def virtual_iban_allocate(*, customer: Customer, payment_request: PaymentRequest
                subjects={"virtual_iban": viban.pk, "customer": customer.pk,
                          "payment_request": viban.payment_request_id})
     return viban
+
+
+def _allocated(*, customer: Customer, payment_request: PaymentRequest | None, per_debt: bool):
+    if per_debt:
+        if payment_request is None or payment_request.customer_id != customer.pk:
+            return VirtualIBAN.objects.none()  # refused under the lock, with the reason
+        return VirtualIBAN.objects.filter(payment_request=payment_request, status=VirtualIBAN.Status.ACTIVE)
+    return VirtualIBAN.objects.filter(customer=customer, payment_request__isnull=True, status=VirtualIBAN.Status.ACTIVE)
 
 
 def virtual_iban_ensure(*, payment_request: PaymentRequest) -> VirtualIBAN | None:
@@ -98,19 +115,29 @@ def virtual_ibans_ensure_bulk(*, creditor_id: int, payment_requests: Sequence[Pa
     """virtual_iban_ensure for many requests of one creditor (an import's return file): one range
     lock, the numbers drawn in sequence, the rows and their events written in bulk. Returns how
     many were allocated."""
-    range_ = VirtualIBANRange.objects.select_for_update().filter(creditor_id=creditor_id, is_active=True).first()
-    if range_ is None:
-        return 0
     wanted = {r.pk: r for r in payment_requests if PaymentMethod.TRANSFER in (r.allowed_methods or [])}
-    if range_.allocation_mode == VirtualIBANRange.AllocationMode.PER_DEBT:
-        have = set(VirtualIBAN.objects.filter(payment_request_id__in=list(wanted), status=VirtualIBAN.Status.ACTIVE)
-                   .values_list("payment_request_id", flat=True))
-        targets = [(wanted[pk].customer_id, pk) for pk in sorted(wanted) if pk not in have]
-    else:
+
+    def missing(mode: str) -> list[tuple[int, int | None]]:
+        if mode == VirtualIBANRange.AllocationMode.PER_DEBT:
+            have = set(VirtualIBAN.objects.filter(payment_request_id__in=list(wanted),
+                                                  status=VirtualIBAN.Status.ACTIVE)
+                       .values_list("payment_request_id", flat=True))
+            return [(wanted[pk].customer_id, pk) for pk in sorted(wanted) if pk not in have]
         customer_ids = {r.customer_id for r in wanted.values()}
         have = set(VirtualIBAN.objects.filter(customer_id__in=customer_ids, payment_request__isnull=True,
                                               status=VirtualIBAN.Status.ACTIVE).values_list("customer_id", flat=True))
-        targets = [(customer_id, None) for customer_id in sorted(customer_ids - have)]
+        return [(customer_id, None) for customer_id in sorted(customer_ids - have)]
+
+    # Nothing to allocate (customers who have theirs): the range lock, held to the end of the
+    # caller's transaction, is not taken at all (see virtual_iban_allocate).
+    mode = (VirtualIBANRange.objects.filter(creditor_id=creditor_id, is_active=True)
+            .values_list("allocation_mode", flat=True).first())
+    if mode is None or not wanted or not missing(mode):
+        return 0
+    range_ = VirtualIBANRange.objects.select_for_update().filter(creditor_id=creditor_id, is_active=True).first()
+    if range_ is None:
+        return 0
+    targets = missing(range_.allocation_mode)
     if not targets:
         return 0
     first = range_.next_number

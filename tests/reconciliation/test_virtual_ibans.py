@@ -113,3 +113,52 @@ def test_concurrent_allocations_never_collide():
     numbers = sorted(VirtualIBAN.objects.values_list("number", flat=True))
     assert numbers == list(range(1, 9))
     assert VirtualIBANRange.objects.get(creditor=creditor).next_number == 9
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_who_has_a_virtual_iban_never_waits_behind_the_creditors_other_allocations(ranged, api):
+    """The range lock is held to the end of the allocating transaction (an outbox dispatcher's
+    batch of 200 events, a bulk import): a pay link for a customer who has their IBAN must not
+    queue behind it. (The chaos run's API calls waited minutes there.)"""
+    from django.db import transaction
+
+    known = CustomerFactory(creditor=ranged)
+    virtual = virtual_iban_allocate(customer=known)
+    newcomer = CustomerFactory(creditor=ranged)
+    # given another worker allocating (the newcomer's IBAN) in a transaction still open
+    holding, release = threading.Event(), threading.Event()
+
+    def dispatcher_batch():
+        try:
+            with transaction.atomic():
+                virtual_iban_allocate(customer=newcomer)
+                holding.set()
+                release.wait(15)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=dispatcher_batch)
+    worker.start()
+    try:
+        assert holding.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # a wait on the range lock fails the test, not hangs it
+        # when a pay link (with its transfer details) is created for the known customer meanwhile
+        response = api.post("/api/v1/payment-requests/", {"customer": known.pk, "amount": "12.00"}, format="json")
+        from connectors.services import api_import
+
+        job, _results = api_import(creditor=ranged, items=[{
+            "external_ref": "VIB-BULK-1", "customer_ref": known.external_ref, "name": known.name, "amount": "30.00",
+            "due_date": "2026-12-31"}])
+    finally:
+        release.set()
+        worker.join()
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+    # then both answer at once, with the IBAN the customer has
+    assert response.status_code == 201, response.content
+    assert response.json()["transfer"]["iban"] == virtual.iban
+    assert job.status == "succeeded", job.message
+    assert VirtualIBAN.objects.filter(customer=known).count() == 1
+    assert VirtualIBAN.objects.get(customer=newcomer).number == virtual.number + 1
