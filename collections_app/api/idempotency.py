@@ -49,6 +49,12 @@ def _replay(record: IdempotencyRecord) -> HttpResponse:
     return response
 
 
+def _store(record: IdempotencyRecord, response) -> None:
+    IdempotencyRecord.objects.filter(pk=record.pk).update(
+        state=IdempotencyRecord.State.DONE, response_status=response.status_code,
+        response_body=response.content, response_content_type=response.get("Content-Type", ""))
+
+
 def _in_progress() -> JsonResponse:
     return _error("idempotency_request_in_progress",
                   "A request with this Idempotency-Key is still being processed.", 409)
@@ -125,9 +131,7 @@ class IdempotencyMiddleware:
         if response.status_code >= 500 or getattr(response, "streaming", False):
             IdempotencyRecord.objects.filter(pk=record.pk).delete()
             return response
-        IdempotencyRecord.objects.filter(pk=record.pk).update(
-            state=IdempotencyRecord.State.DONE, response_status=response.status_code,
-            response_body=response.content, response_content_type=response.get("Content-Type", ""))
+        _store(record, response)
         return response
 
     def _run_atomic(self, request, record: IdempotencyRecord):
@@ -139,17 +143,12 @@ class IdempotencyMiddleware:
                     with transaction.atomic():  # a savepoint: a refused lock leaves the transaction usable
                         locked = IdempotencyRecord.objects.select_for_update(nowait=True).filter(pk=record.pk).first()
                 except DatabaseError:
-                    locked = None
-                    live = True  # a live request holds it
-                else:
-                    live = False
-                if locked is None:
-                    # held by a live request, or released by its server error a moment ago
-                    return _in_progress() if live else _error(
-                        "idempotency_request_in_progress",
-                        "A request with this Idempotency-Key has just failed; send it again.", 409)
+                    return _in_progress()  # a live request holds it
+                if locked is None:  # released by its server error a moment ago
+                    return _error("idempotency_request_in_progress",
+                                  "A request with this Idempotency-Key has just failed; send it again.", 409)
                 if locked.state == IdempotencyRecord.State.DONE:
-                    return _replay(locked)  # a concurrent duplicate finished while we waited
+                    return _replay(locked)  # a concurrent duplicate finished since we read the claim
                 response = self.get_response(request)
                 if response.status_code >= 500:
                     transaction.set_rollback(True)  # none of a failed request's work is kept
@@ -160,10 +159,7 @@ class IdempotencyMiddleware:
                     return response
                 try:
                     with transaction.atomic():
-                        IdempotencyRecord.objects.filter(pk=record.pk).update(
-                            state=IdempotencyRecord.State.DONE, response_status=response.status_code,
-                            response_body=response.content,
-                            response_content_type=response.get("Content-Type", ""))
+                        _store(record, response)
                 except DatabaseError:
                     # the view answered an error after a failed statement (the transaction is
                     # unusable): nothing of it is kept, and the key is free for a retry

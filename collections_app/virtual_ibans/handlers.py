@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections_app.models import Customer, PaymentMethod, PaymentRequest
 from collections_app.virtual_ibans.models import VirtualIBANRange
-from collections_app.virtual_ibans.services import virtual_iban_allocate
+from collections_app.virtual_ibans.services import active_allocation_mode, virtual_iban_allocate
 from notifications.dispatch import register_handler
 
 HANDLER_NAME = "collections_app.virtual_ibans.auto_allocate"
 
 
 def virtual_iban_auto_allocate(event) -> None:
-    mode = (VirtualIBANRange.objects.filter(creditor_id=event.creditor_id, is_active=True)
-            .values_list("allocation_mode", flat=True).first())
+    mode = active_allocation_mode(creditor_id=event.creditor_id)
     if mode is None:
         return
     payload = event.payload

@@ -45,6 +45,12 @@ def _payload(viban: VirtualIBAN, previous: str | None = None) -> dict[str, Any]:
             "payment_request_id": viban.payment_request_id, **payloads.customer_fields(viban.customer)}
 
 
+def active_allocation_mode(*, creditor_id: int) -> str | None:
+    """The allocation mode of the creditor's active range; None without one."""
+    return (VirtualIBANRange.objects.filter(creditor_id=creditor_id, is_active=True)
+            .values_list("allocation_mode", flat=True).first())
+
+
 @transaction.atomic
 def virtual_iban_allocate(*, customer: Customer, payment_request: PaymentRequest | None = None) -> VirtualIBAN:
     """The customer's (or the request's, in per-debt mode) active virtual IBAN, allocated
@@ -54,8 +60,7 @@ def virtual_iban_allocate(*, customer: Customer, payment_request: PaymentRequest
     caller's transaction (an outbox dispatcher's batch, a bulk import): one already allocated
     is therefore looked up before taking it, so that a pay link for a customer who has one never
     waits behind the creditor's other allocations."""
-    mode = (VirtualIBANRange.objects.filter(creditor_id=customer.creditor_id, is_active=True)
-            .values_list("allocation_mode", flat=True).first())
+    mode = active_allocation_mode(creditor_id=customer.creditor_id)
     if mode is not None:
         found = _allocated(customer=customer, payment_request=payment_request,
                            per_debt=mode == VirtualIBANRange.AllocationMode.PER_DEBT).first()
@@ -102,8 +107,7 @@ def virtual_iban_ensure(*, payment_request: PaymentRequest) -> VirtualIBAN | Non
     """Allocate now what the outbox consumer would allocate a moment later, for callers that
     answer with the transfer details at once (the API, an import's return file). None when the
     creditor has no active range or the request does not take transfers."""
-    mode = (VirtualIBANRange.objects.filter(creditor_id=payment_request.creditor_id, is_active=True)
-            .values_list("allocation_mode", flat=True).first())
+    mode = active_allocation_mode(creditor_id=payment_request.creditor_id)
     if mode is None or PaymentMethod.TRANSFER not in (payment_request.allowed_methods or []):
         return None
     per_debt = mode == VirtualIBANRange.AllocationMode.PER_DEBT
@@ -130,8 +134,7 @@ def virtual_ibans_ensure_bulk(*, creditor_id: int, payment_requests: Sequence[Pa
 
     # Nothing to allocate (customers who have theirs): the range lock, held to the end of the
     # caller's transaction, is not taken at all (see virtual_iban_allocate).
-    mode = (VirtualIBANRange.objects.filter(creditor_id=creditor_id, is_active=True)
-            .values_list("allocation_mode", flat=True).first())
+    mode = active_allocation_mode(creditor_id=creditor_id)
     if mode is None or not wanted or not missing(mode):
         return 0
     range_ = VirtualIBANRange.objects.select_for_update().filter(creditor_id=creditor_id, is_active=True).first()

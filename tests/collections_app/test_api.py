@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from collections_app.api.auth import api_key_create, api_key_revoke
 from collections_app.models import ApiKey, Customer, IdempotencyRecord, Invoice, PaymentRequest
 from tests.factories import CreditorFactory, make_invoice
-from tests.processes import database_url
+from tests.processes import database_url, transaction_held_open
 
 pytestmark = pytest.mark.django_db
 
@@ -284,32 +284,13 @@ def test_a_key_in_progress_with_another_body_is_422(creditor, api, api_key):
 def test_a_key_held_by_a_live_request_is_409(creditor, api, api_key):
     import json
 
-    from django.db import transaction
-
     body = json.dumps(customer_body()).encode()
     record = _claim(api_key, "k-live", body)
     # given another request working under that key (it holds the claim's lock)
-    holding, done = threading.Event(), threading.Event()
-
-    def live_request():
-        try:
-            with transaction.atomic():
-                IdempotencyRecord.objects.select_for_update().get(pk=record.pk)
-                holding.set()
-                done.wait(10)
-        finally:
-            connection.close()
-
-    worker = threading.Thread(target=live_request)
-    worker.start()
-    try:
-        assert holding.wait(10)
+    with transaction_held_open(lambda: IdempotencyRecord.objects.select_for_update().get(pk=record.pk)):
         # when the client sends it again meanwhile
         response = api.post("/api/v1/customers/", body, content_type="application/json",
                             HTTP_IDEMPOTENCY_KEY="k-live")
-    finally:
-        done.set()
-        worker.join()
     # then it is told to wait, and nothing is created twice
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "idempotency_request_in_progress"

@@ -12,6 +12,7 @@ from collections_app.virtual_ibans.models import VirtualIBAN, VirtualIBANRange
 from collections_app.virtual_ibans.services import virtual_iban_allocate, virtual_iban_deactivate
 from notifications.dispatch import dispatch_pending
 from tests.factories import CreditorFactory, CustomerFactory, make_invoice, make_request
+from tests.processes import transaction_held_open
 
 pytestmark = pytest.mark.django_db
 
@@ -121,39 +122,23 @@ def test_a_customer_who_has_a_virtual_iban_never_waits_behind_the_creditors_othe
     """The range lock is held to the end of the allocating transaction (an outbox dispatcher's
     batch of 200 events, a bulk import): a pay link for a customer who has their IBAN must not
     queue behind it. (The chaos run's API calls waited minutes there.)"""
-    from django.db import transaction
+    from connectors.services import api_import
 
     known = CustomerFactory(creditor=ranged)
     virtual = virtual_iban_allocate(customer=known)
     newcomer = CustomerFactory(creditor=ranged)
     # given another worker allocating (the newcomer's IBAN) in a transaction still open
-    holding, release = threading.Event(), threading.Event()
-
-    def dispatcher_batch():
-        try:
-            with transaction.atomic():
-                virtual_iban_allocate(customer=newcomer)
-                holding.set()
-                release.wait(15)
-        finally:
-            connection.close()
-
-    worker = threading.Thread(target=dispatcher_batch)
-    worker.start()
     try:
-        assert holding.wait(10)
-        with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = '2s'")  # a wait on the range lock fails the test, not hangs it
-        # when a pay link (with its transfer details) is created for the known customer meanwhile
-        response = api.post("/api/v1/payment-requests/", {"customer": known.pk, "amount": "12.00"}, format="json")
-        from connectors.services import api_import
-
-        job, _results = api_import(creditor=ranged, items=[{
-            "external_ref": "VIB-BULK-1", "customer_ref": known.external_ref, "name": known.name, "amount": "30.00",
-            "due_date": "2026-12-31"}])
+        with transaction_held_open(lambda: virtual_iban_allocate(customer=newcomer)):
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '2s'")  # a wait on the range lock fails the test, not hangs it
+            # when a pay link (with its transfer details) is created for the known customer meanwhile
+            response = api.post("/api/v1/payment-requests/", {"customer": known.pk, "amount": "12.00"},
+                                format="json")
+            job, _results = api_import(creditor=ranged, items=[{
+                "external_ref": "VIB-BULK-1", "customer_ref": known.external_ref, "name": known.name,
+                "amount": "30.00", "due_date": "2026-12-31"}])
     finally:
-        release.set()
-        worker.join()
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = 0")
     # then both answer at once, with the IBAN the customer has
